@@ -1,0 +1,107 @@
+"""Array helpers shared by every layer: numpy/torch detection and checks.
+
+medrecon's numerical kernels work on numpy arrays (CPU) or device arrays
+(CUDA backend). Users may pass numpy arrays or torch tensors; these helpers
+convert without copying where possible and give the result back in the type
+the user passed.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from medrecon.errors import DtypeError, NonFiniteError, ShapeError
+
+__all__ = [
+    "SUPPORTED_DTYPES",
+    "is_torch",
+    "to_numpy",
+    "like",
+    "check_dtype",
+    "check_finite",
+    "split_batch",
+]
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def is_torch(x: Any) -> bool:
+    """True if ``x`` is a ``torch.Tensor`` (without importing torch needlessly)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """View ``x`` as a numpy array without copying when possible.
+
+    CPU torch tensors are shared through ``Tensor.numpy()`` (zero copy, after
+    ``detach``). Tensors on another device raise :class:`DeviceError`; use a
+    backend that runs there instead.
+    """
+    if is_torch(x):
+        if x.device.type != "cpu":
+            from medrecon.errors import DeviceError
+
+            raise DeviceError(
+                f"expected a CPU tensor for this backend, got a tensor on {x.device}; "
+                "move it with .cpu() or use backend='cuda'"
+            )
+        return np.asarray(x.detach().resolve_conj().numpy())
+    if isinstance(x, np.ndarray):
+        return x
+    if np.isscalar(x):
+        raise ShapeError(f"expected an array, got the scalar {x!r}")
+    return np.asarray(x)
+
+
+def like(result: np.ndarray, template: Any) -> Any:
+    """Return ``result`` as the same kind of array as ``template``.
+
+    numpy in gives numpy out; a torch tensor in gives a torch tensor out
+    (sharing memory with ``result``).
+    """
+    if is_torch(template):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(result))
+    return result
+
+
+def check_dtype(arr: np.ndarray, name: str = "input") -> np.dtype:
+    """Check that ``arr`` is float32 or float64 and return its dtype."""
+    dt = np.dtype(arr.dtype)
+    if dt not in SUPPORTED_DTYPES:
+        raise DtypeError(
+            f"{name}: expected dtype float32 or float64, got {dt}; "
+            "convert explicitly (e.g. x.astype(np.float32))"
+        )
+    return dt
+
+
+def check_finite(arr: np.ndarray, name: str = "input") -> None:
+    """Raise :class:`NonFiniteError` if ``arr`` holds NaN or infinity."""
+    if not np.all(np.isfinite(arr)):
+        n_nan = int(np.count_nonzero(np.isnan(arr)))
+        n_inf = int(np.count_nonzero(np.isinf(arr)))
+        raise NonFiniteError(
+            f"{name}: expected finite values, got {n_nan} NaN and {n_inf} infinite entries"
+        )
+
+
+def split_batch(
+    shape: tuple[int, ...], core: tuple[int, ...], name: str = "input"
+) -> tuple[int, ...]:
+    """Split ``shape`` into batch dimensions and the trailing ``core`` shape.
+
+    Returns the batch shape; raises :class:`ShapeError` when the trailing
+    dimensions are not ``core``.
+    """
+    k = len(core)
+    if len(shape) < k or tuple(shape[len(shape) - k :]) != tuple(core):
+        raise ShapeError(
+            f"{name}: expected shape (..., {', '.join(map(str, core))}), got {tuple(shape)}"
+        )
+    return tuple(shape[: len(shape) - k])

@@ -1,0 +1,59 @@
+"""Typed exceptions raised by medrecon.
+
+Every exception subclasses both :class:`MedreconError` and the builtin that
+best describes the problem, so callers can catch either. Messages state what
+was expected and what was received.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MedreconError",
+    "GeometryError",
+    "ShapeError",
+    "DtypeError",
+    "NonFiniteError",
+    "BackendUnavailableError",
+    "UnknownBackendError",
+    "DeviceError",
+    "NotDifferentiableError",
+]
+
+
+class MedreconError(Exception):
+    """Base class of every error raised on purpose by medrecon."""
+
+
+class GeometryError(MedreconError, ValueError):
+    """A geometry is invalid or does not fit the data or the operation."""
+
+
+class ShapeError(MedreconError, ValueError):
+    """An array has the wrong shape for the operator or geometry."""
+
+
+class DtypeError(MedreconError, TypeError):
+    """An array has an unsupported dtype, or dtypes that do not match."""
+
+
+class NonFiniteError(MedreconError, ValueError):
+    """An input holds NaN or infinity where finite values are required."""
+
+
+class BackendUnavailableError(MedreconError, ImportError):
+    """A backend was requested whose packages or hardware are missing.
+
+    The message names what to install (for example ``pip install medrecon[astra]``).
+    """
+
+
+class UnknownBackendError(MedreconError, ValueError):
+    """A backend name that no registered backend answers to."""
+
+
+class DeviceError(MedreconError, ValueError):
+    """Data lives on a device that the chosen backend cannot use."""
+
+
+class NotDifferentiableError(MedreconError, TypeError):
+    """An operation that autograd cannot differentiate got a tensor requiring grad."""
