@@ -151,19 +151,20 @@ def _forward_kernel(img_p, img_t_p, params, major, n_minor_y, n_minor_x, out):  
     ny = n_minor_y
     nx = n_minor_x
     n_views, n_det = major.shape
+    cast = img_p.dtype.type  # float32 data is interpolated and summed in float32
     for bv in nb.prange(n_batch * n_views):
         b = bv // n_views
         v = bv % n_views
         for j in range(n_det):
             offset = params[v, j, 0] + PAD_LO
             slope = params[v, j, 1]
-            acc = 0.0
+            acc = cast(0.0)
             if major[v, j] == 1:
                 lo, hi = plane_range(params[v, j, 0], slope, ny, nx)
                 for k in range(lo, hi + 1):
                     pos = offset + k * slope
                     i0 = int(pos)
-                    f = pos - i0
+                    f = cast(pos - i0)
                     lo_val = img_t_p[b, k, i0]
                     acc += lo_val + f * (img_t_p[b, k, i0 + 1] - lo_val)
             else:
@@ -171,7 +172,7 @@ def _forward_kernel(img_p, img_t_p, params, major, n_minor_y, n_minor_x, out):  
                 for k in range(lo, hi + 1):
                     pos = offset + k * slope
                     i0 = int(pos)
-                    f = pos - i0
+                    f = cast(pos - i0)
                     lo_val = img_p[b, k, i0]
                     acc += lo_val + f * (img_p[b, k, i0 + 1] - lo_val)
             out[b, v, j] = acc * params[v, j, 2]
@@ -193,6 +194,7 @@ def _adjoint_pass(sino, params, major, which, n_minor, n_major, out):  # type: i
     n_batch = sino.shape[0]
     n_views, n_det = major.shape
     n_blocks = (n_major + _PLANE_BLOCK - 1) // _PLANE_BLOCK
+    cast = out.dtype.type
     for task in nb.prange(n_batch * n_blocks):
         b = task // n_blocks
         k_lo = (task % n_blocks) * _PLANE_BLOCK
@@ -210,11 +212,11 @@ def _adjoint_pass(sino, params, major, which, n_minor, n_major, out):  # type: i
                 if lo > hi:
                     continue
                 offset = params[v, j, 0] + PAD_LO
-                val = sino[b, v, j] * params[v, j, 2]
+                val = cast(sino[b, v, j] * params[v, j, 2])
                 for k in range(lo, hi + 1):
                     pos = offset + k * slope
                     i0 = int(pos)
-                    f = pos - i0
+                    f = cast(pos - i0)
                     out[b, k, i0] += val - f * val
                     out[b, k, i0 + 1] += f * val
 
@@ -225,9 +227,10 @@ def adjoint_2d(
     """Exact transpose of :func:`forward_2d`: (B, n_views, n_det) -> (B, ny, nx)."""
     ny, nx = shape
     n_batch = sino.shape[0]
-    acc_x = np.zeros((n_batch, nx, ny + PAD_LO + PAD_HI), dtype=np.float64)
+    # accumulate in the data's precision (float32 data: float32 sums)
+    acc_x = np.zeros((n_batch, nx, ny + PAD_LO + PAD_HI), dtype=sino.dtype)
     _adjoint_pass(sino, params, major, 1, ny, nx, acc_x)
-    acc_y = np.zeros((n_batch, ny, nx + PAD_LO + PAD_HI), dtype=np.float64)
+    acc_y = np.zeros((n_batch, ny, nx + PAD_LO + PAD_HI), dtype=sino.dtype)
     _adjoint_pass(sino, params, major, 0, nx, ny, acc_y)
     out = acc_y[:, :, PAD_LO : PAD_LO + nx] + acc_x[:, :, PAD_LO : PAD_LO + ny].transpose(0, 2, 1)
-    return out.astype(sino.dtype)
+    return out

@@ -30,7 +30,7 @@ from medrecon.projectors.cpu.joseph2d import PAD_HI, PAD_LO, plane_range
 
 __all__ = ["forward_3d", "adjoint_3d", "dominant_axes_3d"]
 
-_PLANE_BLOCK = 4
+_MAX_PLANE_BLOCK = 16
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 _FAST = {"reassoc", "contract"}
 
@@ -111,6 +111,7 @@ def _forward_kernel(vol_z, vol_y, vol_x, shape, mode, a, c, u, w, origin, spacin
     n_batch, n_views, n_r, n_c = out.shape
     half_r = 0.5 * (n_r - 1)
     half_c = 0.5 * (n_c - 1)
+    cast = out.dtype.type  # float32 data is interpolated and summed in float32
     for task in nb.prange(n_batch * n_views * n_r):
         b = task // (n_views * n_r)
         vi = (task // n_r) % n_views
@@ -134,7 +135,7 @@ def _forward_kernel(vol_z, vol_y, vol_x, shape, mode, a, c, u, w, origin, spacin
                 n2 = shape[2]
                 n_major = shape[0]
             lo, hi = _range2(b1, s1, n1, b2, s2, n2, n_major)
-            acc = 0.0
+            acc = cast(0.0)
             o1 = b1 + PAD_LO
             o2 = b2 + PAD_LO
             for k in range(lo, hi + 1):
@@ -142,8 +143,8 @@ def _forward_kernel(vol_z, vol_y, vol_x, shape, mode, a, c, u, w, origin, spacin
                 p2 = o2 + k * s2
                 i1 = int(p1)
                 i2 = int(p2)
-                f1 = p1 - i1
-                f2 = p2 - i2
+                f1 = cast(p1 - i1)
+                f2 = cast(p2 - i2)
                 v00 = vol[b, k, i1, i2]
                 v01 = vol[b, k, i1, i2 + 1]
                 v10 = vol[b, k, i1 + 1, i2]
@@ -184,7 +185,7 @@ def forward_3d(
 
 
 @nb.njit(parallel=True, fastmath=_FAST, **_JIT)
-def _adjoint_pass(proj, which, shape, mode, a, c, u, w, origin, spacing, out):  # type: ignore[no-untyped-def]
+def _adjoint_pass(proj, which, shape, mode, a, c, u, w, origin, spacing, block, out):  # type: ignore[no-untyped-def]
     """Scatter rays dominated by axis ``which`` into padded ``out`` (B, n_m, n1+5, n2+5)."""
     n_batch, n_views, n_r, n_c = proj.shape
     half_r = 0.5 * (n_r - 1)
@@ -199,11 +200,12 @@ def _adjoint_pass(proj, which, shape, mode, a, c, u, w, origin, spacing, out):  
         n1 = shape[1]
         n2 = shape[2]
     n_major = shape[which]
-    n_blocks = (n_major + _PLANE_BLOCK - 1) // _PLANE_BLOCK
+    n_blocks = (n_major + block - 1) // block
+    cast = out.dtype.type
     for task in nb.prange(n_batch * n_blocks):
         b = task // n_blocks
-        k_lo = (task % n_blocks) * _PLANE_BLOCK
-        k_hi = min(k_lo + _PLANE_BLOCK, n_major) - 1
+        k_lo = (task % n_blocks) * block
+        k_hi = min(k_lo + block, n_major) - 1
         for vi in range(n_views):
             for i in range(n_r):
                 for j in range(n_c):
@@ -218,7 +220,7 @@ def _adjoint_pass(proj, which, shape, mode, a, c, u, w, origin, spacing, out):  
                         hi = k_hi
                     if lo > hi:
                         continue
-                    val = proj[b, vi, i, j] * weight
+                    val = cast(proj[b, vi, i, j] * weight)
                     o1 = b1 + PAD_LO
                     o2 = b2 + PAD_LO
                     for k in range(lo, hi + 1):
@@ -226,8 +228,8 @@ def _adjoint_pass(proj, which, shape, mode, a, c, u, w, origin, spacing, out):  
                         p2 = o2 + k * s2
                         i1 = int(p1)
                         i2 = int(p2)
-                        f1 = p1 - i1
-                        f2 = p2 - i2
+                        f1 = cast(p1 - i1)
+                        f2 = cast(p2 - i2)
                         g1 = val * f1
                         g0 = val - g1
                         out[b, k, i1, i2] += g0 - g0 * f2
@@ -249,17 +251,23 @@ def adjoint_3d(
     a, c, u, w = vectors
     n_batch = proj.shape[0]
     shape_arr = np.array(shape, dtype=np.int64)
-    out = np.zeros((n_batch, *shape), dtype=np.float64)
+    # accumulate in the data's precision (float32 data: float32 sums)
+    out = np.zeros((n_batch, *shape), dtype=proj.dtype)
     for m in range(3):
         if not axes[m]:
             continue
         n1_axis, n2_axis = _MINORS[m]
         n1, n2 = shape[n1_axis], shape[n2_axis]
-        acc = np.zeros((n_batch, shape[m], n1 + PAD_LO + PAD_HI, n2 + PAD_LO + PAD_HI))
-        _adjoint_pass(proj, m, shape_arr, mode, a, c, u, w, origin, spacing, acc)
+        acc = np.zeros(
+            (n_batch, shape[m], n1 + PAD_LO + PAD_HI, n2 + PAD_LO + PAD_HI), dtype=proj.dtype
+        )
+        # each task recomputes every ray once, so blocks are as thick as the
+        # thread count allows (about four tasks per thread)
+        block = max(1, min(_MAX_PLANE_BLOCK, -(-shape[m] // (4 * nb.get_num_threads()))))
+        _adjoint_pass(proj, m, shape_arr, mode, a, c, u, w, origin, spacing, block, acc)
         core = acc[:, :, PAD_LO : PAD_LO + n1, PAD_LO : PAD_LO + n2]
         # core axes are (B, m, n1_axis, n2_axis): put them back in (z, y, x) order
         order = [0, 0, 0]
         order[m], order[n1_axis], order[n2_axis] = 1, 2, 3
         out += core.transpose(0, *order)
-    return out.astype(proj.dtype)
+    return out
