@@ -175,12 +175,14 @@ def _bp3d_kernel(proj, mode, a, c, u, w, frames, origin, spacing, weighting, out
     _, nz, ny, nx = out.shape
     half_r = 0.5 * (n_r - 1)
     half_c = 0.5 * (n_c - 1)
+    dx = spacing[2]
     for task in nb.prange(n_batch * nz * ny):
         b = task // (nz * ny)
         iz = (task // ny) % nz
         iy = task % ny
         z = origin[0] + iz * spacing[0]
         y = origin[1] + iy * spacing[1]
+        x0 = origin[2]
         for vi in range(n_views):
             n0 = frames[vi, 0]
             n1 = frames[vi, 1]
@@ -189,35 +191,54 @@ def _bp3d_kernel(proj, mode, a, c, u, w, frames, origin, spacing, weighting, out
             g00 = frames[vi, 4]
             g01 = frames[vi, 5]
             g11 = frames[vi, 6]
+            u0 = u[vi, 0]
+            u1 = u[vi, 1]
+            u2 = u[vi, 2]
+            w0 = w[vi, 0]
+            w1 = w[vi, 1]
+            w2 = w[vi, 2]
             img = proj[b, vi]
+            # every quantity below is affine in the voxel's x index
+            if mode == 0:
+                # r = X - c, moved along the ray onto the detector plane:
+                # q = r + mu * a with mu = -(r . n) / (a . n)
+                rz = z - c[vi, 0]
+                ry = y - c[vi, 1]
+                rx0 = x0 - c[vi, 2]
+                dn = a[vi, 0] * n0 + a[vi, 1] * n1 + a[vi, 2] * n2
+                au = a[vi, 0] * u0 + a[vi, 1] * u1 + a[vi, 2] * u2
+                av = a[vi, 0] * w0 + a[vi, 1] * w1 + a[vi, 2] * w2
+            else:
+                # r = X - s, detector point q - c = lam * r - (c - s), lam = d_sd / (r . n)
+                rz = z - a[vi, 0]
+                ry = y - a[vi, 1]
+                rx0 = x0 - a[vi, 2]
+                ez = c[vi, 0] - a[vi, 0]
+                ey = c[vi, 1] - a[vi, 1]
+                ex = c[vi, 2] - a[vi, 2]
+                eu = ez * u0 + ey * u1 + ex * u2
+                ev = ez * w0 + ey * w1 + ex * w2
+            rn0 = rz * n0 + ry * n1 + rx0 * n2
+            ru0 = rz * u0 + ry * u1 + rx0 * u2
+            rv0 = rz * w0 + ry * w1 + rx0 * w2
             for ix in range(nx):
-                x = origin[2] + ix * spacing[2]
+                step = ix * dx
+                rn = rn0 + step * n2
+                ru = ru0 + step * u2
+                rv = rv0 + step * w2
                 weight = 1.0
                 if mode == 0:
-                    # move along the ray direction onto the detector plane
-                    rz = z - c[vi, 0]
-                    ry = y - c[vi, 1]
-                    rx = x - c[vi, 2]
-                    dn = a[vi, 0] * n0 + a[vi, 1] * n1 + a[vi, 2] * n2
-                    mu = -(rz * n0 + ry * n1 + rx * n2) / dn
-                    qz = rz + mu * a[vi, 0]
-                    qy = ry + mu * a[vi, 1]
-                    qx = rx + mu * a[vi, 2]
+                    mu = -rn / dn
+                    pu = ru + mu * au
+                    pv = rv + mu * av
                 else:
-                    rz = z - a[vi, 0]
-                    ry = y - a[vi, 1]
-                    rx = x - a[vi, 2]
-                    depth = rz * n0 + ry * n1 + rx * n2
-                    if depth <= 0.0:
+                    if rn <= 0.0:
                         continue
-                    lam = d_sd / depth
-                    qz = a[vi, 0] + lam * rz - c[vi, 0]
-                    qy = a[vi, 1] + lam * ry - c[vi, 1]
-                    qx = a[vi, 2] + lam * rx - c[vi, 2]
+                    lam = d_sd / rn
+                    pu = lam * ru - eu
+                    pv = lam * rv - ev
                     if weighting == 1:
                         weight = lam * lam
-                pu = qz * u[vi, 0] + qy * u[vi, 1] + qx * u[vi, 2]
-                pv = qz * w[vi, 0] + qy * w[vi, 1] + qx * w[vi, 2]
                 tc = g00 * pu + g01 * pv + half_c
                 tr = g01 * pu + g11 * pv + half_r
                 if tc <= -1.0 or tc >= n_c or tr <= -1.0 or tr >= n_r:
