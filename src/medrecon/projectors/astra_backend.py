@@ -67,6 +67,16 @@ class AstraBackend(ProjectorBackend):
                     f"projector_type: expected one of {list(allowed)} for this geometry, "
                     f"got {ptype!r}"
                 )
+            dy, dx = volume.voxel_size
+            if ptype != "strip" and dy != dx:
+                # ASTRA's CPU line/linear/line_fanflat kernels assume square pixels
+                # and check this on one side only: (1.0, 0.8) gave a silently wrong
+                # projection (23% off), (0.8, 1.0) an AstraError.
+                raise GeometryError(
+                    f"volume: ASTRA's CPU {ptype!r} projector needs square pixels, got "
+                    f"voxel_size={volume.voxel_size}; use projector_type='strip' or "
+                    "backend='cpu'"
+                )
             self.projector_type = ptype
         else:
             if not astra.use_cuda():
