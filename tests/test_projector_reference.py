@@ -436,3 +436,18 @@ def test_reference_detects_a_shifted_geometry() -> None:
     )
     err = rel_l2(Projector(geom, shifted)(img), ref)
     assert err > 5 * REF_TOL
+
+
+@pytest.mark.astra
+@pytest.mark.parametrize("voxel", [(1.0, 0.8), (0.8, 1.0)])
+@pytest.mark.parametrize("ptype", ["linear", "line"])
+def test_astra_backend_refuses_non_square_pixels(voxel: tuple[float, float], ptype: str) -> None:
+    pytest.importorskip("astra")
+    from medrecon.errors import GeometryError
+
+    geom = ParallelBeam2D(angles=np.linspace(0, np.pi, 8, endpoint=False), n_det=64)
+    vol = VolumeGeometry(shape=(40, 48), voxel_size=voxel)
+    with pytest.raises(GeometryError, match=r"square pixels, got voxel_size=\("):
+        Projector(geom, vol, backend="astra", projector_type=ptype)
+    # 'strip' handles them (see test_anisotropic_pixels_match_astra_strip)
+    Projector(geom, vol, backend="astra", projector_type="strip")
