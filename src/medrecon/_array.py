@@ -17,12 +17,12 @@ from medrecon.errors import DtypeError, NonFiniteError, ShapeError
 
 __all__ = [
     "SUPPORTED_DTYPES",
-    "is_torch",
-    "to_numpy",
-    "like",
     "check_dtype",
     "check_finite",
+    "is_torch",
+    "like",
     "split_batch",
+    "to_numpy",
 ]
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

@@ -8,15 +8,15 @@ was expected and what was received.
 from __future__ import annotations
 
 __all__ = [
-    "MedreconError",
-    "GeometryError",
-    "ShapeError",
-    "DtypeError",
-    "NonFiniteError",
     "BackendUnavailableError",
-    "UnknownBackendError",
     "DeviceError",
+    "DtypeError",
+    "GeometryError",
+    "MedreconError",
+    "NonFiniteError",
     "NotDifferentiableError",
+    "ShapeError",
+    "UnknownBackendError",
 ]
 
 

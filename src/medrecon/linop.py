@@ -21,7 +21,7 @@ import numpy as np
 from medrecon._array import check_dtype, check_finite, is_torch, like, split_batch, to_numpy
 from medrecon.errors import DtypeError, ShapeError
 
-__all__ = ["LinearOperator", "Identity", "Composition", "Sum", "Scaled"]
+__all__ = ["Composition", "Identity", "LinearOperator", "Scaled", "Sum"]
 
 
 class LinearOperator:
@@ -48,6 +48,8 @@ class LinearOperator:
         self.domain_shape = tuple(int(s) for s in domain_shape)
         self.range_shape = tuple(int(s) for s in range_shape)
         self.check_finite = bool(check_finite)
+        #: required input dtype, or None when float32 and float64 are both accepted
+        self.dtype: np.dtype | None = None
         self._adjoint_op: LinearOperator | None = None
         self._norm_cache: dict[str, float] = {}
 
@@ -142,7 +144,8 @@ class LinearOperator:
         return Scaled(self, -1.0)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(domain_shape={self.domain_shape}, range_shape={self.range_shape})"
+        name = type(self).__name__
+        return f"{name}(domain_shape={self.domain_shape}, range_shape={self.range_shape})"
 
     # -------------------------------------------------------------- internals
     def _dispatch(self, x: Any, *, adjoint: bool) -> Any:

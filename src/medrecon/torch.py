@@ -21,19 +21,19 @@ import torch
 if TYPE_CHECKING:
     from medrecon.linop import LinearOperator
 
-__all__ = ["apply_linear", "to_autograd", "OperatorModule"]
+__all__ = ["OperatorModule", "apply_linear", "to_autograd"]
 
 
 class _LinearFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, op: LinearOperator) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, op: LinearOperator) -> torch.Tensor:
         ctx.op = op
         with torch.no_grad():
             out = op.forward(x.detach())
         return out.to(x.device)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
         op: LinearOperator = ctx.op
         grad_in = _LinearFunction.apply(grad_out.contiguous(), op.T)
         return grad_in, None
@@ -41,7 +41,7 @@ class _LinearFunction(torch.autograd.Function):
 
 def apply_linear(op: LinearOperator, x: torch.Tensor) -> torch.Tensor:
     """Apply ``op`` to the tensor ``x`` so that autograd's backward uses ``op.T``."""
-    return _LinearFunction.apply(x, op)  # type: ignore[no-any-return]
+    return _LinearFunction.apply(x, op)
 
 
 def to_autograd(op: LinearOperator) -> Any:

@@ -85,7 +85,9 @@ class AstraBackend(ProjectorBackend):
                     "ASTRA's CUDA build (use backend='cpu' instead)"
                 )
             if projector_type not in (None, "cuda3d"):
-                raise ValueError(f"projector_type: expected 'cuda3d' for 3D, got {projector_type!r}")
+                raise ValueError(
+                    f"projector_type: expected 'cuda3d' for 3D, got {projector_type!r}"
+                )
             if not isinstance(geometry, (ParallelVec, ConeBeamVec)):  # pragma: no cover
                 raise GeometryError(f"no ASTRA 3D projector for {type(geometry).__name__}")
             self.projector_type = "cuda3d"

@@ -10,12 +10,12 @@ import numpy as np
 
 from medrecon.geometry import ConeBeamVec, FanBeamVec, ParallelVec, VolumeGeometry
 
-__all__ = ["ProjectorBackend", "Weighting", "VecGeometry"]
+__all__ = ["ProjectorBackend", "VecGeometry", "Weighting"]
 
 VecGeometry = ParallelVec | FanBeamVec | ConeBeamVec
 
 
-class Weighting(str, enum.Enum):
+class Weighting(enum.StrEnum):
     """Weighting of the voxel-driven backprojector.
 
     ``NONE``: plain sum over views. ``FDK``: divergent-beam distance weight
@@ -45,9 +45,7 @@ class ProjectorBackend(abc.ABC):
 
     def __init__(self, geometry: VecGeometry, volume: VolumeGeometry, **options: Any) -> None:
         if options:
-            raise TypeError(
-                f"backend {self.name!r} takes no options, got {sorted(options)}"
-            )
+            raise TypeError(f"backend {self.name!r} takes no options, got {sorted(options)}")
         self.geometry = geometry
         self.volume = volume
 

@@ -71,9 +71,7 @@ class Projector(LinearOperator):
         **options: Any,
     ) -> None:
         if not isinstance(volume, VolumeGeometry):
-            raise GeometryError(
-                f"volume: expected a VolumeGeometry, got {type(volume).__name__}"
-            )
+            raise GeometryError(f"volume: expected a VolumeGeometry, got {type(volume).__name__}")
         if not hasattr(geometry, "to_vectors") or not hasattr(geometry, "proj_shape"):
             raise GeometryError(
                 f"geometry: expected a projection geometry, got {type(geometry).__name__}"

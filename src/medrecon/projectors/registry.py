@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from medrecon.errors import BackendUnavailableError, UnknownBackendError
 from medrecon.projectors.base import ProjectorBackend
 
-__all__ = ["register_backend", "get_backend", "available_backends", "registered_backends"]
+__all__ = ["available_backends", "get_backend", "register_backend", "registered_backends"]
 
 
 @dataclass(frozen=True)

@@ -50,19 +50,21 @@ class CpuBackend(ProjectorBackend):
                 vecs = (g.sources, g.det_centers, g.det_u)
             else:
                 raise GeometryError(f"a 2D volume needs a 2D geometry, got {type(g).__name__}")
-            self._vec2 = tuple(_arr(v) for v in vecs)
+            self._vec2 = (_arr(vecs[0]), _arr(vecs[1]), _arr(vecs[2]))
             self._n_det = int(g.det_shape[-1])
             self._params: tuple[np.ndarray, np.ndarray] | None = None
         else:
             if isinstance(g, ParallelVec):
                 self._mode = 0
+                if g.det_v is None:  # pragma: no cover - 3D ParallelVec always has det_v
+                    raise GeometryError("a 3D parallel geometry needs det_v")
                 vecs3 = (g.ray_dirs, g.det_centers, g.det_u, g.det_v)
             elif isinstance(g, ConeBeamVec):
                 self._mode = 1
                 vecs3 = (g.sources, g.det_centers, g.det_u, g.det_v)
             else:
                 raise GeometryError(f"a 3D volume needs a 3D geometry, got {type(g).__name__}")
-            self._vec3 = tuple(_arr(v) for v in vecs3)
+            self._vec3 = (_arr(vecs3[0]), _arr(vecs3[1]), _arr(vecs3[2]), _arr(vecs3[3]))
             self._det_shape = (int(g.det_shape[0]), int(g.det_shape[1]))
             self._axes: np.ndarray | None = None
 
@@ -92,7 +94,7 @@ class CpuBackend(ProjectorBackend):
         return forward_3d(
             x,
             self._mode,
-            self._vec3,  # type: ignore[arg-type]
+            self._vec3,
             self._origin,
             self._spacing,
             self._det_shape,
@@ -107,7 +109,7 @@ class CpuBackend(ProjectorBackend):
         return adjoint_3d(
             y,
             self._mode,
-            self._vec3,  # type: ignore[arg-type]
+            self._vec3,
             self._origin,
             self._spacing,
             (shape[0], shape[1], shape[2]),
@@ -119,12 +121,18 @@ class CpuBackend(ProjectorBackend):
         shape = self.volume.shape
         if self.volume.ndim == 2:
             return backproject_2d(
-                y, self._mode, self._vec2, self._origin, self._spacing, (shape[0], shape[1]), w  # type: ignore[arg-type]
+                y,
+                self._mode,
+                self._vec2,
+                self._origin,
+                self._spacing,
+                (shape[0], shape[1]),
+                w,
             )
         return backproject_3d(
             y,
             self._mode,
-            self._vec3,  # type: ignore[arg-type]
+            self._vec3,
             self._origin,
             self._spacing,
             (shape[0], shape[1], shape[2]),

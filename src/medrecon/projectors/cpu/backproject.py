@@ -36,7 +36,7 @@ _FAST = {"reassoc", "contract"}
 def _lerp_row(row, t, n):  # type: ignore[no-untyped-def]
     if t <= -1.0 or t >= n:
         return 0.0
-    i0 = int(math.floor(t))
+    i0 = math.floor(t)
     f = t - i0
     val = 0.0
     if i0 >= 0:
@@ -243,8 +243,8 @@ def _bp3d_kernel(proj, mode, a, c, u, w, frames, origin, spacing, weighting, out
                 tr = g01 * pu + g11 * pv + half_r
                 if tc <= -1.0 or tc >= n_c or tr <= -1.0 or tr >= n_r:
                     continue
-                j0 = int(math.floor(tc))
-                i0 = int(math.floor(tr))
+                j0 = math.floor(tc)
+                i0 = math.floor(tr)
                 fc = tc - j0
                 fr = tr - i0
                 val = 0.0

@@ -33,7 +33,7 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["ray_params_2d", "forward_2d", "adjoint_2d"]
+__all__ = ["adjoint_2d", "forward_2d", "ray_params_2d"]
 
 _PLANE_BLOCK = 16
 
@@ -140,7 +140,7 @@ PAD_HI = 3
 
 def pad_minor(arr: np.ndarray) -> np.ndarray:
     """Copy ``arr`` (..., n) into a zero-padded (..., n + PAD_LO + PAD_HI) array."""
-    out = np.zeros(arr.shape[:-1] + (arr.shape[-1] + PAD_LO + PAD_HI,), dtype=arr.dtype)
+    out = np.zeros((*arr.shape[:-1], arr.shape[-1] + PAD_LO + PAD_HI), dtype=arr.dtype)
     out[..., PAD_LO : PAD_LO + arr.shape[-1]] = arr
     return out
 
@@ -183,7 +183,7 @@ def forward_2d(img: np.ndarray, params: np.ndarray, major: np.ndarray) -> np.nda
     n_batch, ny, nx = img.shape
     img_p = pad_minor(img)
     img_t_p = pad_minor(np.ascontiguousarray(img.transpose(0, 2, 1)))
-    out = np.empty((n_batch,) + major.shape, dtype=img.dtype)
+    out = np.empty((n_batch, *major.shape), dtype=img.dtype)
     _forward_kernel(img_p, img_t_p, params, major, ny, nx, out)
     return out
 

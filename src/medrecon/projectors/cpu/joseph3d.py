@@ -28,7 +28,7 @@ import numpy as np
 
 from medrecon.projectors.cpu.joseph2d import PAD_HI, PAD_LO, plane_range
 
-__all__ = ["forward_3d", "adjoint_3d", "dominant_axes_3d"]
+__all__ = ["adjoint_3d", "dominant_axes_3d", "forward_3d"]
 
 _MAX_PLANE_BLOCK = 16
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
