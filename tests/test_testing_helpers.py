@@ -91,7 +91,9 @@ class Noisy(MatrixOperator):
 class Float32Only(MatrixOperator):
     """Fixed dtype, refuses anything else (like ``Projector(..., dtype=np.float32)``)."""
 
-    dtype = np.dtype(np.float32)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dtype = np.dtype(np.float32)
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         if x.dtype != self.dtype:
