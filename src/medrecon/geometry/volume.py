@@ -41,8 +41,8 @@ class VolumeGeometry(Frozen):
     >>> vol = VolumeGeometry(shape=(4, 6), voxel_size=(2.0, 1.0))
     >>> vol.size
     (8.0, 6.0)
-    >>> vol.coords(1)
-    array([-2.5, -1.5, -0.5,  0.5,  1.5,  2.5])
+    >>> vol.coords(1).tolist()
+    [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5]
     >>> vol.extent
     ((-4.0, 4.0), (-3.0, 3.0))
     """
