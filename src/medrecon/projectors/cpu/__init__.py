@@ -15,7 +15,12 @@ from medrecon.errors import GeometryError
 from medrecon.geometry import ConeBeamVec, FanBeamVec, ParallelVec, VolumeGeometry
 from medrecon.projectors.base import ProjectorBackend, VecGeometry, Weighting
 from medrecon.projectors.cpu.backproject import backproject_2d, backproject_3d
-from medrecon.projectors.cpu.joseph2d import adjoint_2d, forward_2d, ray_params_2d
+from medrecon.projectors.cpu.joseph2d import (
+    adjoint_2d,
+    forward_2d,
+    plane_ranges_2d,
+    ray_params_2d,
+)
 from medrecon.projectors.cpu.joseph3d import adjoint_3d, dominant_axes_3d, forward_3d
 
 __all__ = ["CpuBackend"]
@@ -52,7 +57,7 @@ class CpuBackend(ProjectorBackend):
                 raise GeometryError(f"a 2D volume needs a 2D geometry, got {type(g).__name__}")
             self._vec2 = (_arr(vecs[0]), _arr(vecs[1]), _arr(vecs[2]))
             self._n_det = int(g.det_shape[-1])
-            self._params: tuple[np.ndarray, np.ndarray] | None = None
+            self._params: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         else:
             if isinstance(g, ParallelVec):
                 self._mode = 0
@@ -69,12 +74,15 @@ class CpuBackend(ProjectorBackend):
             self._axes: np.ndarray | None = None
 
     # ------------------------------------------------------------------ 2D
-    def _rays(self) -> tuple[np.ndarray, np.ndarray]:
+    def _rays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-ray sampling parameters, dominant axes and plane ranges (cached)."""
         if self._params is None:
             a, c, u = self._vec2
-            self._params = ray_params_2d(
+            params, major = ray_params_2d(
                 self._mode, a, c, u, self._origin, self._spacing, self._n_det
             )
+            ny, nx = self.volume.shape
+            self._params = (params, major, plane_ranges_2d(params, major, ny, nx))
         return self._params
 
     # ------------------------------------------------------------------ 3D
@@ -89,8 +97,7 @@ class CpuBackend(ProjectorBackend):
     # ------------------------------------------------------------- contract
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.volume.ndim == 2:
-            params, major = self._rays()
-            return forward_2d(x, params, major)
+            return forward_2d(x, *self._rays())
         return forward_3d(
             x,
             self._mode,
@@ -104,8 +111,7 @@ class CpuBackend(ProjectorBackend):
     def adjoint(self, y: np.ndarray) -> np.ndarray:
         shape = self.volume.shape
         if self.volume.ndim == 2:
-            params, major = self._rays()
-            return adjoint_2d(y, params, major, (shape[0], shape[1]))
+            return adjoint_2d(y, *self._rays(), (shape[0], shape[1]))
         return adjoint_3d(
             y,
             self._mode,

@@ -132,6 +132,26 @@ def plane_range(offset, slope, n_minor, n_major):  # type: ignore[no-untyped-def
     return int(lo), int(hi)
 
 
+@nb.njit(parallel=True, **_JIT)
+def plane_ranges_2d(params, major, ny, nx):  # type: ignore[no-untyped-def]
+    """First and last plane (inclusive) each ray samples, shape (n_views, n_det, 2).
+
+    Computed once per projector so that the transpose, which visits every
+    ray once per block of planes, does not repeat the divisions.
+    """
+    n_views, n_det = major.shape
+    ranges = np.empty((n_views, n_det, 2), dtype=np.int64)
+    for v in nb.prange(n_views):
+        for j in range(n_det):
+            if major[v, j] == 1:
+                lo, hi = plane_range(params[v, j, 0], params[v, j, 1], ny, nx)
+            else:
+                lo, hi = plane_range(params[v, j, 0], params[v, j, 1], nx, ny)
+            ranges[v, j, 0] = lo
+            ranges[v, j, 1] = hi
+    return ranges
+
+
 PAD_LO = 2
 """Zero padding (in samples) before the minor axis; the plane range keeps
 sample positions within [-2, n+1], so padded arrays need no bounds checks."""
@@ -146,10 +166,8 @@ def pad_minor(arr: np.ndarray) -> np.ndarray:
 
 
 @nb.njit(parallel=True, fastmath=_FAST, **_JIT)
-def _forward_kernel(img_p, img_t_p, params, major, n_minor_y, n_minor_x, out):  # type: ignore[no-untyped-def]
+def _forward_kernel(img_p, img_t_p, params, major, ranges, out):  # type: ignore[no-untyped-def]
     n_batch = img_p.shape[0]
-    ny = n_minor_y
-    nx = n_minor_x
     n_views, n_det = major.shape
     cast = img_p.dtype.type  # float32 data is interpolated and summed in float32
     for bv in nb.prange(n_batch * n_views):
@@ -159,8 +177,9 @@ def _forward_kernel(img_p, img_t_p, params, major, n_minor_y, n_minor_x, out):  
             offset = params[v, j, 0] + PAD_LO
             slope = params[v, j, 1]
             acc = cast(0.0)
+            lo = ranges[v, j, 0]
+            hi = ranges[v, j, 1]
             if major[v, j] == 1:
-                lo, hi = plane_range(params[v, j, 0], slope, ny, nx)
                 for k in range(lo, hi + 1):
                     pos = offset + k * slope
                     i0 = int(pos)
@@ -168,7 +187,6 @@ def _forward_kernel(img_p, img_t_p, params, major, n_minor_y, n_minor_x, out):  
                     lo_val = img_t_p[b, k, i0]
                     acc += lo_val + f * (img_t_p[b, k, i0 + 1] - lo_val)
             else:
-                lo, hi = plane_range(params[v, j, 0], slope, nx, ny)
                 for k in range(lo, hi + 1):
                     pos = offset + k * slope
                     i0 = int(pos)
@@ -178,18 +196,20 @@ def _forward_kernel(img_p, img_t_p, params, major, n_minor_y, n_minor_x, out):  
             out[b, v, j] = acc * params[v, j, 2]
 
 
-def forward_2d(img: np.ndarray, params: np.ndarray, major: np.ndarray) -> np.ndarray:
+def forward_2d(
+    img: np.ndarray, params: np.ndarray, major: np.ndarray, ranges: np.ndarray
+) -> np.ndarray:
     """Forward projection of ``img`` (B, ny, nx) -> (B, n_views, n_det), in img's dtype."""
-    n_batch, ny, nx = img.shape
+    n_batch = img.shape[0]
     img_p = pad_minor(img)
     img_t_p = pad_minor(np.ascontiguousarray(img.transpose(0, 2, 1)))
     out = np.empty((n_batch, *major.shape), dtype=img.dtype)
-    _forward_kernel(img_p, img_t_p, params, major, ny, nx, out)
+    _forward_kernel(img_p, img_t_p, params, major, ranges, out)
     return out
 
 
 @nb.njit(parallel=True, fastmath=_FAST, **_JIT)
-def _adjoint_pass(sino, params, major, which, n_minor, n_major, out):  # type: ignore[no-untyped-def]
+def _adjoint_pass(sino, params, major, ranges, which, n_major, out):  # type: ignore[no-untyped-def]
     """Scatter the rays with ``major == which`` into padded ``out`` (B, n_major, n_minor+5)."""
     n_batch = sino.shape[0]
     n_views, n_det = major.shape
@@ -204,7 +224,8 @@ def _adjoint_pass(sino, params, major, which, n_minor, n_major, out):  # type: i
                 if major[v, j] != which:
                     continue
                 slope = params[v, j, 1]
-                lo, hi = plane_range(params[v, j, 0], slope, n_minor, n_major)
+                lo = ranges[v, j, 0]
+                hi = ranges[v, j, 1]
                 if lo < k_lo:
                     lo = k_lo
                 if hi > k_hi:
@@ -222,15 +243,19 @@ def _adjoint_pass(sino, params, major, which, n_minor, n_major, out):  # type: i
 
 
 def adjoint_2d(
-    sino: np.ndarray, params: np.ndarray, major: np.ndarray, shape: tuple[int, int]
+    sino: np.ndarray,
+    params: np.ndarray,
+    major: np.ndarray,
+    ranges: np.ndarray,
+    shape: tuple[int, int],
 ) -> np.ndarray:
     """Exact transpose of :func:`forward_2d`: (B, n_views, n_det) -> (B, ny, nx)."""
     ny, nx = shape
     n_batch = sino.shape[0]
     # accumulate in the data's precision (float32 data: float32 sums)
     acc_x = np.zeros((n_batch, nx, ny + PAD_LO + PAD_HI), dtype=sino.dtype)
-    _adjoint_pass(sino, params, major, 1, ny, nx, acc_x)
+    _adjoint_pass(sino, params, major, ranges, 1, nx, acc_x)
     acc_y = np.zeros((n_batch, ny, nx + PAD_LO + PAD_HI), dtype=sino.dtype)
-    _adjoint_pass(sino, params, major, 0, nx, ny, acc_y)
+    _adjoint_pass(sino, params, major, ranges, 0, ny, acc_y)
     out = acc_y[:, :, PAD_LO : PAD_LO + nx] + acc_x[:, :, PAD_LO : PAD_LO + ny].transpose(0, 2, 1)
     return out
