@@ -64,6 +64,87 @@ class _Circular(ProjectionGeometry):
         return self._angles
 
 
+class _Divergent(_Circular):
+    """Source and detector distances shared by the fan- and cone-beam geometries."""
+
+    __slots__ = ()
+    _src_iso: float
+    _iso_det: float
+
+    def _set_distances(self, src_iso: float, iso_det: float) -> None:
+        self._set("src_iso", check_float("src_iso", src_iso, positive=True, unit="mm"))
+        self._set("iso_det", check_float("iso_det", iso_det, positive=True, unit="mm"))
+
+    @property
+    def src_iso(self) -> float:
+        """Source to rotation axis distance (mm)."""
+        return self._src_iso
+
+    @property
+    def iso_det(self) -> float:
+        """Rotation axis to detector distance (mm)."""
+        return self._iso_det
+
+    @property
+    def src_det(self) -> float:
+        """Source to detector distance, ``src_iso + iso_det`` (mm)."""
+        return self._src_iso + self._iso_det
+
+
+class _Detector3D(_Circular):
+    """The flat ``(row, col)`` detector shared by the 3D circular geometries."""
+
+    __slots__ = ()
+    _det_shape: tuple[int, int]
+    _det_spacing: tuple[float, float]
+    _det_offset_u: float
+    _det_offset_v: float
+
+    def _set_detector(
+        self, det_shape: IntsLike, det_spacing: FloatsLike, det_offset_u: float, det_offset_v: float
+    ) -> None:
+        self._set("det_shape", check_shape("det_shape", det_shape, (2,)))
+        self._set(
+            "det_spacing", check_per_axis("det_spacing", det_spacing, 2, positive=True, unit="mm")
+        )
+        self._set("det_offset_u", check_float("det_offset_u", det_offset_u, unit="mm"))
+        self._set("det_offset_v", check_float("det_offset_v", det_offset_v, unit="mm"))
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial dimensions: 3."""
+        return 3
+
+    @property
+    def det_shape(self) -> tuple[int, ...]:
+        """``(n_rows, n_cols)``."""
+        return self._det_shape
+
+    @property
+    def det_spacing(self) -> tuple[float, float]:
+        """Pixel pitch ``(row, col)`` (mm)."""
+        return self._det_spacing
+
+    @property
+    def det_offset_u(self) -> float:
+        """Detector shift along u (mm)."""
+        return self._det_offset_u
+
+    @property
+    def det_offset_v(self) -> float:
+        """Detector shift along v, i.e. +z (mm)."""
+        return self._det_offset_v
+
+    def _frame(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per view: ``sin``, ``cos``, unit u, unit v and the offset of the detector centre."""
+        s, c = _trig(self._angles)
+        n = s.size
+        u_hat = _zyx(0.0, s, c, n)
+        v_hat = _zyx(1.0, 0.0, 0.0, n)
+        offset = self._det_offset_u * u_hat + self._det_offset_v * v_hat
+        return s, c, u_hat, v_hat, offset
+
+
 class ParallelBeam2D(_Circular):
     """2D parallel-beam geometry rotating about the origin.
 
@@ -146,7 +227,7 @@ class ParallelBeam2D(_Circular):
         )
 
 
-class FanBeam2D(_Circular):
+class FanBeam2D(_Divergent):
     """2D fan-beam geometry with a point source on a circle.
 
     Parameters
@@ -202,8 +283,7 @@ class FanBeam2D(_Circular):
         self._set("angles", check_angles(angles))
         self._set("n_det", check_int("n_det", n_det))
         self._set("det_spacing", check_float("det_spacing", det_spacing, positive=True, unit="mm"))
-        self._set("src_iso", check_float("src_iso", src_iso, positive=True, unit="mm"))
-        self._set("iso_det", check_float("iso_det", iso_det, positive=True, unit="mm"))
+        self._set_distances(src_iso, iso_det)
         self._set("detector", check_detector_shape(detector))
         self._set("det_offset_u", check_float("det_offset_u", det_offset_u, unit="mm"))
 
@@ -226,21 +306,6 @@ class FanBeam2D(_Circular):
     def det_spacing(self) -> float:
         """Detector element pitch (mm; arc length for an arc detector)."""
         return self._det_spacing
-
-    @property
-    def src_iso(self) -> float:
-        """Source to rotation centre distance (mm)."""
-        return self._src_iso
-
-    @property
-    def iso_det(self) -> float:
-        """Rotation centre to detector distance (mm)."""
-        return self._iso_det
-
-    @property
-    def src_det(self) -> float:
-        """Source to detector distance, ``src_iso + iso_det`` (mm)."""
-        return self._src_iso + self._iso_det
 
     @property
     def detector(self) -> DetectorShape:
@@ -277,7 +342,7 @@ class FanBeam2D(_Circular):
         )
 
 
-class ParallelBeam3D(_Circular):
+class ParallelBeam3D(_Detector3D):
     """3D parallel-beam geometry rotating about the z axis.
 
     Parameters
@@ -309,54 +374,21 @@ class ParallelBeam3D(_Circular):
         det_offset_v: float = 0.0,
     ) -> None:
         self._set("angles", check_angles(angles))
-        self._set("det_shape", check_shape("det_shape", det_shape, (2,)))
-        self._set(
-            "det_spacing", check_per_axis("det_spacing", det_spacing, 2, positive=True, unit="mm")
-        )
-        self._set("det_offset_u", check_float("det_offset_u", det_offset_u, unit="mm"))
-        self._set("det_offset_v", check_float("det_offset_v", det_offset_v, unit="mm"))
-
-    @property
-    def ndim(self) -> int:
-        """Number of spatial dimensions: 3."""
-        return 3
-
-    @property
-    def det_shape(self) -> tuple[int, ...]:
-        """``(n_rows, n_cols)``."""
-        return self._det_shape
-
-    @property
-    def det_spacing(self) -> tuple[float, float]:
-        """Pixel pitch ``(row, col)`` (mm)."""
-        return self._det_spacing
-
-    @property
-    def det_offset_u(self) -> float:
-        """Detector shift along u (mm)."""
-        return self._det_offset_u
-
-    @property
-    def det_offset_v(self) -> float:
-        """Detector shift along v, i.e. +z (mm)."""
-        return self._det_offset_v
+        self._set_detector(det_shape, det_spacing, det_offset_u, det_offset_v)
 
     def to_vectors(self) -> ParallelVec:
         """The equivalent 3D :class:`ParallelVec`."""
-        s, c = _trig(self._angles)
-        n = s.size
-        u_hat = _zyx(0.0, s, c, n)
-        v_hat = _zyx(1.0, 0.0, 0.0, n)
+        s, c, u_hat, v_hat, offset = self._frame()
         return ParallelVec(
-            ray_dirs=_zyx(0.0, c, -s, n),
-            det_centers=self._det_offset_u * u_hat + self._det_offset_v * v_hat,
+            ray_dirs=_zyx(0.0, c, -s, s.size),
+            det_centers=offset,
             det_u=self._det_spacing[1] * u_hat,
             det_v=self._det_spacing[0] * v_hat,
             det_shape=self._det_shape,
         )
 
 
-class ConeBeam3D(_Circular):
+class ConeBeam3D(_Detector3D, _Divergent):
     """3D circular cone-beam geometry with a flat detector.
 
     Parameters
@@ -412,66 +444,16 @@ class ConeBeam3D(_Circular):
         det_offset_v: float = 0.0,
     ) -> None:
         self._set("angles", check_angles(angles))
-        self._set("det_shape", check_shape("det_shape", det_shape, (2,)))
-        self._set(
-            "det_spacing", check_per_axis("det_spacing", det_spacing, 2, positive=True, unit="mm")
-        )
-        self._set("src_iso", check_float("src_iso", src_iso, positive=True, unit="mm"))
-        self._set("iso_det", check_float("iso_det", iso_det, positive=True, unit="mm"))
-        self._set("det_offset_u", check_float("det_offset_u", det_offset_u, unit="mm"))
-        self._set("det_offset_v", check_float("det_offset_v", det_offset_v, unit="mm"))
-
-    @property
-    def ndim(self) -> int:
-        """Number of spatial dimensions: 3."""
-        return 3
-
-    @property
-    def det_shape(self) -> tuple[int, ...]:
-        """``(n_rows, n_cols)``."""
-        return self._det_shape
-
-    @property
-    def det_spacing(self) -> tuple[float, float]:
-        """Pixel pitch ``(row, col)`` (mm)."""
-        return self._det_spacing
-
-    @property
-    def src_iso(self) -> float:
-        """Source to rotation axis distance (mm)."""
-        return self._src_iso
-
-    @property
-    def iso_det(self) -> float:
-        """Rotation axis to detector distance (mm)."""
-        return self._iso_det
-
-    @property
-    def src_det(self) -> float:
-        """Source to detector distance, ``src_iso + iso_det`` (mm)."""
-        return self._src_iso + self._iso_det
-
-    @property
-    def det_offset_u(self) -> float:
-        """Detector shift along u (mm)."""
-        return self._det_offset_u
-
-    @property
-    def det_offset_v(self) -> float:
-        """Detector shift along v, i.e. +z (mm)."""
-        return self._det_offset_v
+        self._set_detector(det_shape, det_spacing, det_offset_u, det_offset_v)
+        self._set_distances(src_iso, iso_det)
 
     def to_vectors(self) -> ConeBeamVec:
         """The equivalent :class:`ConeBeamVec`."""
-        s, c = _trig(self._angles)
+        s, c, u_hat, v_hat, offset = self._frame()
         n = s.size
-        u_hat = _zyx(0.0, s, c, n)
-        v_hat = _zyx(1.0, 0.0, 0.0, n)
         return ConeBeamVec(
             sources=self._src_iso * _zyx(0.0, -c, s, n),
-            det_centers=self._iso_det * _zyx(0.0, c, -s, n)
-            + self._det_offset_u * u_hat
-            + self._det_offset_v * v_hat,
+            det_centers=self._iso_det * _zyx(0.0, c, -s, n) + offset,
             det_u=self._det_spacing[1] * u_hat,
             det_v=self._det_spacing[0] * v_hat,
             det_shape=self._det_shape,
