@@ -22,6 +22,8 @@ without an inner product (exponent other than 2) are refused.
 
 ODL is imported when a bridge is built; without it,
 :class:`~medrecon.errors.BackendUnavailableError` says what to install.
+Note that importing ODL 1.0 changes numpy's global print options
+(``np.set_printoptions(legacy='1.13')``); medrecon itself never does.
 
 >>> import numpy as np
 >>> from medrecon.linop import Identity
