@@ -3,13 +3,15 @@
 Subpackages:
 
 * :mod:`medrecon.ct.simulate` - phantoms in 1/mm, transmission noise, HU conversion.
+* :mod:`medrecon.ct.analytic` - FBP (parallel, fan flat/arc, short scans) and FDK.
 
 Frequently used functions are re-exported here; each subpackage keeps its full API.
 """
 
 from __future__ import annotations
 
-from medrecon.ct import simulate
+from medrecon.ct import analytic, simulate
+from medrecon.ct.analytic import Filter, fbp, fdk
 from medrecon.ct.simulate import (
     MU_WATER,
     forbild_head_like,
@@ -24,6 +26,10 @@ from medrecon.ct.simulate import (
 
 __all__ = [
     "MU_WATER",
+    "Filter",
+    "analytic",
+    "fbp",
+    "fdk",
     "forbild_head_like",
     "from_hu",
     "poisson_noise",
