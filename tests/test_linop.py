@@ -275,3 +275,14 @@ def test_norm_is_cached(rng: np.random.Generator) -> None:
 
 def test_norm_of_the_zero_operator_is_zero() -> None:
     assert MatrixOperator(np.zeros((3, 2))).norm() == 0.0
+
+
+def test_norm_works_for_operators_with_a_fixed_float32_dtype() -> None:
+    import medrecon
+    from medrecon.geometry import ParallelBeam2D, VolumeGeometry
+
+    geom = ParallelBeam2D(angles=np.linspace(0, np.pi, 20, endpoint=False), n_det=40)
+    vol = VolumeGeometry(shape=(32, 32))
+    a32 = medrecon.Projector(geom, vol, dtype=np.float32)
+    a64 = medrecon.Projector(geom, vol)
+    assert a32.norm(rtol=1e-9) == pytest.approx(a64.norm(rtol=1e-9), rel=1e-5)

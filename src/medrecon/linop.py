@@ -87,8 +87,9 @@ class LinearOperator:
     def norm(self, *, n_iter: int = 50, rtol: float = 1e-6, seed: int = 0) -> float:
         """Operator 2-norm (largest singular value) by power iteration on ``A^T A``.
 
-        Computed in float64 from a seeded random start and cached on the
-        operator per ``(n_iter, rtol, seed)``. Iteration stops when the
+        Computed in float64 (in the operator's ``dtype`` if it requires one)
+        from a seeded random start and cached on the operator per
+        ``(n_iter, rtol, seed)``. Iteration stops when the
         estimate changes by less than ``rtol`` (relative) between two
         iterations, or after ``n_iter`` iterations. The estimate approaches
         the true norm from below; its error can exceed ``rtol`` when the two
@@ -99,18 +100,20 @@ class LinearOperator:
         if key in self._norm_cache:
             return self._norm_cache[key]
         rng = np.random.default_rng(seed)
-        x = rng.random(self.domain_shape)
+        # float64 unless the operator insists on another dtype
+        work = self.dtype if self.dtype is not None else np.dtype(np.float64)
+        x = rng.random(self.domain_shape).astype(work)
         x /= np.linalg.norm(x)
         s_old = 0.0
         s = 0.0
         for _ in range(int(n_iter)):
             z = self._adjoint(np.ascontiguousarray(self._forward(x)))
-            nz = float(np.linalg.norm(z))
+            nz = float(np.linalg.norm(z.astype(np.float64, copy=False)))
             if nz == 0.0:
                 s = 0.0
                 break
             s = float(np.sqrt(nz))
-            x = z / nz
+            x = (z / nz).astype(work, copy=False)
             if s_old > 0 and abs(s - s_old) <= rtol * s:
                 break
             s_old = s

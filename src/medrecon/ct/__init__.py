@@ -4,14 +4,26 @@ Subpackages:
 
 * :mod:`medrecon.ct.simulate` - phantoms in 1/mm, transmission noise, HU conversion.
 * :mod:`medrecon.ct.analytic` - FBP (parallel, fan flat/arc, short scans) and FDK.
+* :mod:`medrecon.ct.iterative` - SIRT, CGLS, OS-SART, PDHG-TV and FISTA-TV on any operator.
 
 Frequently used functions are re-exported here; each subpackage keeps its full API.
 """
 
 from __future__ import annotations
 
-from medrecon.ct import analytic, simulate
+from medrecon.ct import analytic, iterative, simulate
 from medrecon.ct.analytic import Filter, fbp, fdk
+from medrecon.ct.iterative import (
+    Gradient,
+    SolverInfo,
+    cgls,
+    fista_tv,
+    os_sart,
+    pdhg_tv,
+    prox_tv,
+    sirt,
+    total_variation,
+)
 from medrecon.ct.simulate import (
     MU_WATER,
     forbild_head_like,
@@ -27,16 +39,26 @@ from medrecon.ct.simulate import (
 __all__ = [
     "MU_WATER",
     "Filter",
+    "Gradient",
+    "SolverInfo",
     "analytic",
+    "cgls",
     "fbp",
     "fdk",
+    "fista_tv",
     "forbild_head_like",
     "from_hu",
+    "iterative",
+    "os_sart",
+    "pdhg_tv",
     "poisson_noise",
+    "prox_tv",
     "random_ellipses",
     "shepp_logan",
     "simulate",
+    "sirt",
     "thorax_slice",
     "thorax_slice_rois",
     "to_hu",
+    "total_variation",
 ]
