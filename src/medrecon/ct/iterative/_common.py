@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from medrecon._array import check_dtype, is_torch
 from medrecon.errors import DtypeError, ShapeError
