@@ -1,97 +1,146 @@
-"""The ``medrecon`` command line: ``demo`` writes its files, ``info`` runs."""
+"""The ``medrecon`` command line: ``demo`` runs the CT job and writes its files, ``info`` runs."""
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import matplotlib.image as mpimg
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from medrecon.cli import app
-from medrecon.demo import run_demo, shepp_logan_2d
-from medrecon.geometry import VolumeGeometry
+from medrecon.demo import demo_lambda, run_demo
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FILES = ["ct_panel.png", "metrics.json", "report.md"]
+RECONS = ("fbp_normal_dose", "fbp_low_dose", "tv_low_dose")
+SMALL = ["--size", "64", "--views", "90", "--iters", "20"]
 
 
-def test_demo_writes_figure_and_summary(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    result = CliRunner().invoke(
-        app, ["demo", "--out", str(out), "--size", "64", "--views", "60", "--no-progress"]
-    )
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One small CLI run shared by the tests that read its files (folder, CLI output)."""
+    root = tmp_path_factory.mktemp("demo")
+    (root / "keep.txt").write_text("untouched")
+    out = root / "nested" / "out"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL, "--no-progress"])
     assert result.exit_code == 0, result.output
-    png = out / "overview.png"
-    summary_path = out / "summary.json"
-    assert str(png.resolve()) in result.output
-    assert sorted(p.name for p in out.iterdir()) == ["overview.png", "summary.json"]
-
-    data = png.read_bytes()
-    assert data[:8] == PNG_SIGNATURE
-    image = mpimg.imread(png)
-    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 400
-
-    summary = json.loads(summary_path.read_text())
-    for key in ("phantom", "volume", "geometry", "sinogram", "dot_test", "timings_s", "files"):
-        assert key in summary
-    geom = summary["geometry"]
-    assert geom["type"] == "FanBeam2D" and geom["detector"] == "flat"
-    assert geom["n_views"] == 60 and geom["n_det"] == 96
-    assert geom["src_iso_mm"] > 0 and geom["iso_det_mm"] > 0 and geom["det_spacing_mm"] > 0
-    assert summary["volume"]["shape"] == [64, 64]
-    assert summary["sinogram"]["shape"] == [60, 96]
-    assert 0.0 <= summary["sinogram"]["min"] < summary["sinogram"]["max"]
-    assert summary["dot_test"]["rel_error_float64"] < 1e-4
-    assert summary["dot_test"]["rel_error_float32"] < 1e-4
-    assert {"forward", "adjoint", "backproject"} <= set(summary["timings_s"])
+    return out, result.output
 
 
-def test_run_demo_returns_summary_and_stays_in_out_dir(tmp_path: Path) -> None:
-    out = tmp_path / "nested" / "out"
-    (tmp_path / "keep.txt").write_text("untouched")
-    summary = run_demo(out, size=32, n_views=24, progress=False)
-    assert Path(summary["files"]["overview"]) == (out / "overview.png").resolve()
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+def test_demo_writes_only_its_three_files(cli_run: tuple[Path, str]) -> None:
+    out, output = cli_run
+    root = out.parent.parent
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
         "keep.txt",
-        "overview.png",
-        "summary.json",
+        *(f"nested/out/{name}" for name in FILES),
     ]
-    # a second run replaces the files in place
-    run_demo(out, size=32, n_views=24, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["overview.png", "summary.json"]
+    for name in FILES:
+        assert str((out / name).resolve()) in output
+    assert "PSNR" in output and "SSIM" in output
+
+
+def test_panel_is_a_valid_png(cli_run: tuple[Path, str]) -> None:
+    png = cli_run[0] / "ct_panel.png"
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    image = mpimg.imread(png)
+    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 4 * image.shape[0] / 2
+
+
+def test_metrics_json_is_complete_and_sane(cli_run: tuple[Path, str]) -> None:
+    m = json.loads((cli_run[0] / "metrics.json").read_text())
+    for key in ("phantom", "volume", "geometry", "dose", "fbp", "tv", "reconstructions"):
+        assert key in m
+    for key in ("metrics_definition", "dot_test", "timings_s", "total_time_s", "files"):
+        assert key in m
+    geo = m["geometry"]
+    assert geo["type"] == "FanBeam2D" and geo["detector"] == "flat" and geo["n_views"] == 90
+    assert (geo["src_iso_mm"], geo["iso_det_mm"]) == (595.0, 490.0)
+    # the fan covers the 400 mm field of view: detector width at the isocentre >= 400 mm
+    iso_width = geo["n_det"] * geo["det_spacing_mm"] * 595.0 / (595.0 + 490.0)
+    assert 400.0 <= iso_width < 440.0
+    assert m["volume"] == {"shape": [64, 64], "voxel_size_mm": [6.25, 6.25], "fov_mm": 400.0}
+    assert m["dose"]["normal"]["i0"] == 1e6 and m["dose"]["low"]["i0"] == 1e4
+    assert m["fbp"]["filter"] in {"ram-lak", "shepp-logan", "cosine", "hamming", "hann"}
+    assert m["tv"]["lam"] == pytest.approx(demo_lambda(90, 6.25)) and m["tv"]["lam"] > 0
+    assert m["tv"]["n_iter"] == m["tv"]["iterations_run"] == 20 and m["tv"]["nonneg"] is True
+    assert m["metrics_definition"]["data_range_hu"] == 2000.0
+    assert m["dot_test"]["rel_error_float64"] < 1e-6
+    assert m["dot_test"]["rel_error_float32"] < 1e-4
+    assert {"forward", "fbp_low_dose", "tv_low_dose", "dot_test", "figure"} <= set(m["timings_s"])
+    assert all(t >= 0.0 for t in m["timings_s"].values())
+
+    rec = m["reconstructions"]
+    assert set(rec) == set(RECONS)
+    for r in rec.values():
+        assert 10.0 < r["psnr_db"] < 60.0 and 0.0 < r["ssim"] <= 1.0
+        assert r["noise_std_hu"] > 0.0 and r["roi_n_voxels"] > 10
+        assert abs(r["roi_mean_hu"] - 40.0) < 50.0  # soft tissue, +40 HU
+    fbp_hi, fbp_lo, tv = (rec[k] for k in RECONS)
+    assert tv["psnr_db"] > fbp_lo["psnr_db"]
+    assert fbp_hi["psnr_db"] > fbp_lo["psnr_db"]
+    assert tv["noise_std_hu"] < fbp_lo["noise_std_hu"]
+    assert fbp_hi["noise_std_hu"] < fbp_lo["noise_std_hu"]
+    assert tv["ssim"] > fbp_lo["ssim"]
+
+
+def test_report_states_the_metrics(cli_run: tuple[Path, str]) -> None:
+    out = cli_run[0]
+    report = (out / "report.md").read_text()
+    m = json.loads((out / "metrics.json").read_text())
+    assert "simulated" in report.lower() and "ct_panel.png" in report
+    for r in m["reconstructions"].values():
+        assert r["label"] in report
+        assert f"{r['psnr_db']:.2f}" in report and f"{r['ssim']:.4f}" in report
+        assert f"{r['noise_std_hu']:.1f}" in report
+
+
+def test_run_demo_is_reproducible_and_replaces_files(tmp_path: Path) -> None:
+    kw = {"size": 32, "n_views": 16, "n_iter": 2, "progress": False}
+    a = run_demo(tmp_path, **kw)  # type: ignore[arg-type]
+    assert a["files"]["metrics"] == str((tmp_path / "metrics.json").resolve())
+    b = run_demo(tmp_path, **kw)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == FILES
+    for k in RECONS:
+        assert a["reconstructions"][k]["psnr_db"] == b["reconstructions"][k]["psnr_db"]
+    c = run_demo(tmp_path, seed=1, **kw)  # type: ignore[arg-type]
+    assert c["reconstructions"]["fbp_low_dose"]["psnr_db"] != pytest.approx(
+        a["reconstructions"]["fbp_low_dose"]["psnr_db"], abs=1e-9
+    )
+    assert math.isfinite(c["total_time_s"])
 
 
 @pytest.mark.parametrize(
-    ("size", "n_views", "error"), [(8, 10, ValueError), (2.5, 10, TypeError), (32, 1, ValueError)]
+    ("kwargs", "error"),
+    [
+        ({"size": 16}, ValueError),
+        ({"size": 64.0}, TypeError),
+        ({"n_views": 8}, ValueError),
+        ({"n_iter": 0}, ValueError),
+        ({"seed": -1}, ValueError),
+        ({"n_iter": True}, TypeError),
+    ],
 )
-def test_run_demo_rejects_bad_sizes(
-    tmp_path: Path, size: object, n_views: int, error: type[Exception]
+def test_run_demo_rejects_bad_arguments(
+    tmp_path: Path, kwargs: dict[str, object], error: type[Exception]
 ) -> None:
     with pytest.raises(error):
-        run_demo(tmp_path, size=size, n_views=n_views, progress=False)  # type: ignore[arg-type]
+        run_demo(tmp_path / "out", progress=False, **kwargs)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
 
 
-def test_phantom_is_upright_and_in_attenuation_units() -> None:
-    vol = VolumeGeometry(shape=(128, 128), voxel_size=2.0)
-    img = shepp_logan_2d(vol, mu_water=0.019)
-    assert img[64, 64] == pytest.approx(0.019, abs=1e-6)  # brain
-    assert img.max() == pytest.approx(0.095, rel=1e-3)  # skull = 5x brain
-    assert img.min() >= 0.0
-    # the large lesion (unit-frame y = +0.35) is in the upper half (small row index), the
-    # small ones (unit-frame y = -0.605) in the lower half; unit frame = 128 mm, "up" = -y
-    ys = vol.coords(0)
-    row_top = int(np.argmin(np.abs(ys - (-0.35 * 128.0))))
-    row_bottom = int(np.argmin(np.abs(ys - 0.606 * 128.0)))
-    assert row_top < 64 < row_bottom
-    assert img[row_top, 64] == pytest.approx(0.0285, abs=1e-4)
-    assert img[row_bottom, 64] == pytest.approx(0.0285, abs=1e-4)
-    assert img[127 - row_top, 64] == pytest.approx(0.019, abs=1e-4)  # not upside down
-    assert np.allclose(img, img[:, ::-1], atol=0.03)  # nearly left-right symmetric
+@pytest.mark.parametrize(
+    "bad", [["--size", "8"], ["--views", "4"], ["--iters", "0"], ["--seed", "-2"], ["--bogus"]]
+)
+def test_cli_rejects_bad_options(tmp_path: Path, bad: list[str]) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--no-progress", *bad])
+    assert result.exit_code == 2, result.output
+    assert not out.exists()
 
 
 def test_info_lists_backends() -> None:

@@ -21,27 +21,40 @@ app = typer.Typer(
 @app.command()
 def demo(
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for overview.png and summary.json.")
+        Path,
+        typer.Option(
+            "--out", help="Folder for ct_panel.png, metrics.json and report.md (created)."
+        ),
     ] = Path("out"),
-    size: Annotated[int, typer.Option("--size", min=16, help="Image side in pixels.")] = 256,
+    size: Annotated[
+        int, typer.Option("--size", min=32, help="Image side in pixels (400 mm field of view).")
+    ] = 256,
     views: Annotated[
-        int, typer.Option("--views", min=2, help="Number of views over 360 degrees.")
+        int, typer.Option("--views", min=16, help="Number of views over 360 degrees.")
     ] = 360,
+    iters: Annotated[int, typer.Option("--iters", min=1, help="PDHG-TV iterations.")] = 80,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the Poisson noise.")] = 0,
     progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+        bool, typer.Option("--progress/--no-progress", help="Show progress bars.")
     ] = True,
 ) -> None:
-    """Project a head phantom with a fan beam, backproject it, and write a figure and a summary."""
+    """Simulate normal- and low-dose chest CT, reconstruct with FBP and TV, write a report."""
     from medrecon.demo import run_demo
 
-    summary = run_demo(out, size=size, n_views=views, progress=progress)
+    summary = run_demo(out, size=size, n_views=views, n_iter=iters, progress=progress, seed=seed)
     files = summary["files"]
-    typer.echo(f"overview figure: {files['overview']}")
-    typer.echo(f"summary:         {files['summary']}")
-    sino = summary["sinogram"]
+    typer.echo(f"figure:  {files['figure']}")
+    typer.echo(f"metrics: {files['metrics']}")
+    typer.echo(f"report:  {files['report']}")
+    for rec in summary["reconstructions"].values():
+        typer.echo(
+            f"  {rec['label']:<22} PSNR {rec['psnr_db']:6.2f} dB  SSIM {rec['ssim']:.4f}  "
+            f"noise {rec['noise_std_hu']:6.1f} HU"
+        )
     typer.echo(
-        f"sinogram {tuple(sino['shape'])}, line integrals {sino['min']:.3g} to {sino['max']:.3g}; "
-        f"dot-test relative error {summary['dot_test']['rel_error_float64']:.1e} (float64)"
+        f"TV lambda {summary['tv']['lam']:.4g}, {summary['tv']['iterations_run']} iterations; "
+        f"total {summary['total_time_s']:.1f} s; dot-test relative error "
+        f"{summary['dot_test']['rel_error_float64']:.1e} (float64)"
     )
 
 
