@@ -35,7 +35,7 @@ import numpy as np
 
 __all__ = ["adjoint_2d", "forward_2d", "ray_params_2d"]
 
-_PLANE_BLOCK = 16
+_MAX_PLANE_BLOCK = 64
 
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 # reassociation lets LLVM vectorise the sums; forward and transpose stay
@@ -209,16 +209,16 @@ def forward_2d(
 
 
 @nb.njit(parallel=True, fastmath=_FAST, **_JIT)
-def _adjoint_pass(sino, params, major, ranges, which, n_major, out):  # type: ignore[no-untyped-def]
+def _adjoint_pass(sino, params, major, ranges, which, n_major, block, out):  # type: ignore[no-untyped-def]
     """Scatter the rays with ``major == which`` into padded ``out`` (B, n_major, n_minor+5)."""
     n_batch = sino.shape[0]
     n_views, n_det = major.shape
-    n_blocks = (n_major + _PLANE_BLOCK - 1) // _PLANE_BLOCK
+    n_blocks = (n_major + block - 1) // block
     cast = out.dtype.type
     for task in nb.prange(n_batch * n_blocks):
         b = task // n_blocks
-        k_lo = (task % n_blocks) * _PLANE_BLOCK
-        k_hi = min(k_lo + _PLANE_BLOCK, n_major) - 1
+        k_lo = (task % n_blocks) * block
+        k_hi = min(k_lo + block, n_major) - 1
         for v in range(n_views):
             for j in range(n_det):
                 if major[v, j] != which:
@@ -242,6 +242,10 @@ def _adjoint_pass(sino, params, major, ranges, which, n_major, out):  # type: ig
                     out[b, k, i0 + 1] += f * val
 
 
+def _block(n_major: int) -> int:
+    return max(1, min(_MAX_PLANE_BLOCK, -(-n_major // (4 * nb.get_num_threads()))))
+
+
 def adjoint_2d(
     sino: np.ndarray,
     params: np.ndarray,
@@ -254,8 +258,10 @@ def adjoint_2d(
     n_batch = sino.shape[0]
     # accumulate in the data's precision (float32 data: float32 sums)
     acc_x = np.zeros((n_batch, nx, ny + PAD_LO + PAD_HI), dtype=sino.dtype)
-    _adjoint_pass(sino, params, major, ranges, 1, nx, acc_x)
+    # every task reads the whole ray table once, so blocks are as thick as
+    # the thread count allows (about four tasks per thread)
+    _adjoint_pass(sino, params, major, ranges, 1, nx, _block(nx), acc_x)
     acc_y = np.zeros((n_batch, ny, nx + PAD_LO + PAD_HI), dtype=sino.dtype)
-    _adjoint_pass(sino, params, major, ranges, 0, ny, acc_y)
+    _adjoint_pass(sino, params, major, ranges, 0, ny, _block(ny), acc_y)
     out = acc_y[:, :, PAD_LO : PAD_LO + nx] + acc_x[:, :, PAD_LO : PAD_LO + ny].transpose(0, 2, 1)
     return out
