@@ -6,18 +6,23 @@ process and the same run, and write a markdown report naming the machine.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime as _dt
+import math
 import os
 import platform
 import secrets
 import statistics
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 __all__ = [
     "OtherLoadMeter",
@@ -312,3 +317,56 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# --------------------------------------------------------------------------- shared by the scripts
+
+
+def fmt(t: float | None) -> str:
+    return "n/a" if t is None or not math.isfinite(t) else f"{t:.4g}"
+
+
+def fmt_cores(c: float | None) -> str:
+    return "n/a" if c is None else f"{c:.2f}"
+
+
+def rel_l2(ours: np.ndarray, ref: np.ndarray) -> float:
+    a = np.asarray(ours, dtype=np.float64)
+    b = np.asarray(ref, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def numba_threads(n: int) -> Iterator[None]:
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def one_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` run with numba limited to one thread."""
+
+    def call() -> Any:
+        with numba_threads(1):
+            return fn()
+
+    return call
+
+
+def load_astra(disabled: bool) -> tuple[Any | None, str]:
+    if disabled:
+        return None, "disabled with --no-astra"
+    try:
+        import astra
+    except ImportError as exc:
+        return None, f"astra-toolbox is not installed ({exc})"
+    return astra, f"astra-toolbox {getattr(astra, '__version__', '?')}, CPU projectors"

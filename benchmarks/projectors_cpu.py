@@ -38,7 +38,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,10 +48,16 @@ import numpy as np
 from _common import (
     OtherLoadMeter,
     Timing,
+    fmt,
+    fmt_cores,
+    load_astra,
     load_average,
+    log,
     machine_info,
     markdown_table,
+    one_thread,
     other_cpu_load,
+    rel_l2,
     time_call,
     time_interleaved,
     write_atomic,
@@ -217,36 +223,6 @@ class AstraDirect:
 # --------------------------------------------------------------------------- helpers
 
 
-def fmt(t: float | None) -> str:
-    return "n/a" if t is None or not math.isfinite(t) else f"{t:.4g}"
-
-
-def fmt_cores(c: float | None) -> str:
-    return "n/a" if c is None else f"{c:.2f}"
-
-
-def rel_l2(ours: np.ndarray, ref: np.ndarray) -> float:
-    a = np.asarray(ours, dtype=np.float64)
-    b = np.asarray(ref, dtype=np.float64)
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def numba_threads(n: int) -> Iterator[None]:
-    import numba
-
-    old = numba.get_num_threads()
-    numba.set_num_threads(n)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
-
-
 def detail_row(workload: str, op: str, t: Timing) -> list[str]:
     lo, hi = t.spread
     mem = "n/a" if t.peak_mib is None else f"{t.peak_mib:.1f}"
@@ -261,16 +237,6 @@ def detail_row(workload: str, op: str, t: Timing) -> list[str]:
 
 
 # --------------------------------------------------------------------------- runs
-
-
-def _one_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """``fn`` run with numba limited to one thread."""
-
-    def call() -> Any:
-        with numba_threads(1):
-            return fn()
-
-    return call
 
 
 def run_2d(
@@ -291,7 +257,7 @@ def run_2d(
         timings: dict[str, dict[str, Timing]] = {}
         results: dict[str, dict[str, np.ndarray]] = {}
         for op, ours, data in (("forward", lambda: A(x), x), ("adjoint", lambda: A.T(y), y)):
-            fns: dict[str, Callable[[], Any]] = {"ours": ours, "ours 1 thread": _one_thread(ours)}
+            fns: dict[str, Callable[[], Any]] = {"ours": ours, "ours 1 thread": one_thread(ours)}
             for ref in refs:
                 fns[ref.projector_type] = (
                     ref.forward(data) if op == "forward" else ref.adjoint(data)
@@ -359,16 +325,6 @@ def run_3d(w: Workload, repeats: int, rng: np.random.Generator) -> list[list[str
         log(f"  {w.name} {op}: medrecon {fmt(t.median)} s (first call {fmt(t.first)} s)")
         rows.append(detail_row(w.name, op, t))
     return rows
-
-
-def load_astra(disabled: bool) -> tuple[Any | None, str]:
-    if disabled:
-        return None, "disabled with --no-astra"
-    try:
-        import astra
-    except ImportError as exc:
-        return None, f"astra-toolbox is not installed ({exc})"
-    return astra, f"astra-toolbox {getattr(astra, '__version__', '?')}, CPU projectors"
 
 
 # --------------------------------------------------------------------------- report

@@ -53,14 +53,19 @@ import numpy as np
 from _common import (
     OtherLoadMeter,
     Timing,
+    fmt,
+    fmt_cores,
+    load_astra,
     load_average,
+    log,
     machine_info,
     markdown_table,
+    one_thread,
     other_cpu_load,
+    rel_l2,
     time_interleaved,
     write_atomic,
 )
-from projectors_cpu import _one_thread, fmt, fmt_cores, load_astra, log, rel_l2
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "recon_cpu.md"
 
@@ -523,7 +528,7 @@ def run_comparison(s: Settings, astra: Any | None, psnr: Metric) -> Comparison:
     fbp_fns = {
         "medrecon": _keep(out, "fbp medrecon", lambda: fbp(sino, geom, vol, filter="ram-lak")),
     }
-    fbp_fns["medrecon 1 thread"] = _one_thread(fbp_fns["medrecon"])
+    fbp_fns["medrecon 1 thread"] = one_thread(fbp_fns["medrecon"])
     if ref is not None:
         fbp_fns["ASTRA"] = _keep(out, "fbp ASTRA", lambda: ref.fbp(sino))
     log("  FBP ...")
