@@ -12,6 +12,7 @@ __all__ = [
     "DeviceError",
     "DtypeError",
     "GeometryError",
+    "MetalTraceError",
     "MedreconError",
     "NonFiniteError",
     "NotDifferentiableError",
@@ -57,3 +58,11 @@ class DeviceError(MedreconError, ValueError):
 
 class NotDifferentiableError(MedreconError, TypeError):
     """An operation that autograd cannot differentiate got a tensor requiring grad."""
+
+
+class MetalTraceError(MedreconError, ValueError):
+    """A metal mask or metal trace that metal artifact reduction cannot use.
+
+    Raised for an empty trace (no ray crosses metal), a trace that covers whole views (nothing
+    left to interpolate from), or a mask that does not fit the volume.
+    """
