@@ -5,13 +5,14 @@ Subpackages:
 * :mod:`medrecon.ct.simulate` - phantoms in 1/mm, transmission noise, HU conversion.
 * :mod:`medrecon.ct.analytic` - FBP (parallel, fan flat/arc, short scans) and FDK.
 * :mod:`medrecon.ct.iterative` - SIRT, CGLS, OS-SART, PDHG-TV and FISTA-TV on any operator.
+* :mod:`medrecon.ct.mar` - metal artifact reduction in the sinogram domain (LI, NMAR).
 
 Frequently used functions are re-exported here; each subpackage keeps its full API.
 """
 
 from __future__ import annotations
 
-from medrecon.ct import analytic, iterative, simulate
+from medrecon.ct import analytic, iterative, mar, simulate
 from medrecon.ct.analytic import Filter, fbp, fdk
 from medrecon.ct.iterative import (
     Gradient,
@@ -49,6 +50,7 @@ __all__ = [
     "forbild_head_like",
     "from_hu",
     "iterative",
+    "mar",
     "os_sart",
     "pdhg_tv",
     "poisson_noise",
