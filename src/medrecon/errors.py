@@ -12,12 +12,13 @@ __all__ = [
     "DeviceError",
     "DtypeError",
     "GeometryError",
-    "MetalTraceError",
     "MedreconError",
+    "MetalTraceError",
     "NonFiniteError",
     "NotDifferentiableError",
     "ShapeError",
     "UnknownBackendError",
+    "UnknownMaterialError",
 ]
 
 
@@ -66,3 +67,7 @@ class MetalTraceError(MedreconError, ValueError):
     Raised for an empty trace (no ray crosses metal), a trace that covers whole views (nothing
     left to interpolate from), or a mask that does not fit the volume.
     """
+
+
+class UnknownMaterialError(MedreconError, ValueError):
+    """A material name that is not in medrecon's material library (the message lists it)."""
