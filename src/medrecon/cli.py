@@ -23,7 +23,8 @@ def demo(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", help="Folder for ct_panel.png, metrics.json and report.md (created)."
+            "--out",
+            help="Folder for ct_panel.png, mar_panel.png, metrics.json and report.md (created).",
         ),
     ] = Path("out"),
     size: Annotated[
@@ -38,12 +39,13 @@ def demo(
         bool, typer.Option("--progress/--no-progress", help="Show progress bars.")
     ] = True,
 ) -> None:
-    """Simulate normal- and low-dose chest CT, reconstruct with FBP and TV, write a report."""
+    """Simulate chest CT at two doses (FBP, TV) and hip prostheses (LI, NMAR); write a report."""
     from medrecon.demo import run_demo
 
     summary = run_demo(out, size=size, n_views=views, n_iter=iters, progress=progress, seed=seed)
     files = summary["files"]
     typer.echo(f"figure:  {files['figure']}")
+    typer.echo(f"metal:   {files['mar_figure']}")
     typer.echo(f"metrics: {files['metrics']}")
     typer.echo(f"report:  {files['report']}")
     for rec in summary["reconstructions"].values():
@@ -56,6 +58,12 @@ def demo(
         f"total {summary['total_time_s']:.1f} s; dot-test relative error "
         f"{summary['dot_test']['rel_error_float64']:.1e} (float64)"
     )
+    typer.echo("hip prostheses (120 kVp, window [-175, 275] HU):")
+    for rec in summary["mar"]["reconstructions"].values():
+        typer.echo(
+            f"  {rec['label']:<28} PSNR {rec['psnr_db']:6.2f} dB  SSIM {rec['ssim']:.4f}  "
+            f"streak {rec['streak_index_hu']:6.1f} HU"
+        )
 
 
 @app.command()

@@ -187,7 +187,7 @@ def nmar_prior(
     metal_mask: Any,
     *,
     air_threshold_hu: float = -500.0,
-    bone_threshold_hu: float = 350.0,
+    bone_threshold_hu: float = 200.0,
     sigma_voxels: float = 1.0,
     mu_water: float = MU_WATER,
     tissue_value: float | None = None,
@@ -206,7 +206,11 @@ def nmar_prior(
         Attenuation in 1/mm (typically the LI-corrected image).
     metal_mask : ndarray of bool, the image's shape
     air_threshold_hu, bone_threshold_hu : float
-        Class boundaries in HU.
+        Class boundaries in HU. Meyer et al. find them by clustering; fixed values are used
+        here. The bone boundary (200 HU) sits below cancellous bone (~250 HU), which fills the
+        femoral heads and vertebrae where implants sit: classifying it as soft tissue would
+        put a 250 HU error into the prior right next to the metal. Raise it for contrast-
+        enhanced scans where vessels exceed 200 HU.
     sigma_voxels : float
         Smoothing before classification (0 turns it off).
     mu_water : float

@@ -124,7 +124,8 @@ class MetalPhantom:
         Per implant material, the fraction of each voxel it fills (0..1).
     rois : dict of str to ndarray of bool
         ``"body"``, ``"bone"`` and uniform muscle discs ``"streak_right"``/``"streak_left"``
-        next to the joints (no partial-volume voxels).
+        next to the joints (radius 10 mm, or 1.5 voxels on grids coarser than 6.7 mm; no
+        partial-volume voxels).
     implants : tuple of Implant
     """
 
@@ -213,7 +214,10 @@ def pelvis_slice(
         prev = fractions.get(imp.material, np.zeros(plane.shape))
         fractions[imp.material] = np.minimum(prev + f, 1.0)
     metal_any = sum(fractions.values(), np.zeros(plane.shape)) > 0
-    for name, (r, cy, cx) in _STREAK_ROIS.items():
+    # on coarse grids the discs grow so that they hold whole voxels
+    r_min = 1.5 * float(max(plane.voxel_size))
+    for name, (r0, cy, cx) in _STREAK_ROIS.items():
+        r = max(r0, r_min)
         frac = ellipses(plane, [[1.0, r, r, cy, cx, 0.0]], oversample=k)
         rois[name] = _extrude((frac >= 1.0 - 1e-9) & ~metal_any, vol)
     return MetalPhantom(
