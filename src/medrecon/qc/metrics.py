@@ -41,6 +41,7 @@ import numpy as np
 from scipy import ndimage
 
 from medrecon._array import check_finite, to_numpy
+from medrecon._enum import parse_enum
 from medrecon.errors import DtypeError, NonFiniteError, ShapeError
 
 __all__ = [
@@ -165,15 +166,7 @@ def _sigma(value: Any, ndim: int) -> tuple[float, ...]:
 
 
 def _parse_normalization(value: Any) -> Normalization:
-    if isinstance(value, Normalization):
-        return value
-    if isinstance(value, str):
-        try:
-            return Normalization(value.lower())
-        except ValueError:
-            pass
-    options = ", ".join(repr(m.value) for m in Normalization)
-    raise ValueError(f"normalization: expected one of {options}, got {value!r}")
+    return parse_enum(Normalization, value, "normalization")
 
 
 def _mean(a: np.ndarray, mask: np.ndarray | None) -> float:

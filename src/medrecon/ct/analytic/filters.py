@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from medrecon._enum import parse_enum
+
 __all__ = [
     "Filter",
     "apply_filter",
@@ -72,15 +74,7 @@ def parse_filter(value: Any) -> Filter:
     >>> parse_filter("Hann") is Filter.HANN
     True
     """
-    if isinstance(value, Filter):
-        return value
-    if isinstance(value, str):
-        try:
-            return Filter(value.lower())
-        except ValueError:
-            pass
-    options = ", ".join(repr(m.value) for m in Filter)
-    raise ValueError(f"filter: expected one of {options}, got {value!r}")
+    return parse_enum(Filter, value, "filter")
 
 
 def check_cutoff(cutoff: Any) -> float:

@@ -32,6 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from medrecon._array import check_dtype, check_finite, is_torch, like, to_numpy
+from medrecon._enum import parse_enum
 from medrecon.ct.analytic import fbp, fdk
 from medrecon.ct.mar.trace import (
     DEFAULT_METAL_THRESHOLD_HU,
@@ -69,15 +70,7 @@ class MARMethod(enum.StrEnum):
 
 
 def _parse_method(value: Any) -> MARMethod:
-    if isinstance(value, MARMethod):
-        return value
-    if isinstance(value, str):
-        try:
-            return MARMethod(value.lower())
-        except ValueError:
-            pass
-    options = ", ".join(repr(m.value) for m in MARMethod)
-    raise ValueError(f"method: expected one of {options}, got {value!r}")
+    return parse_enum(MARMethod, value, "method")
 
 
 @dataclasses.dataclass(frozen=True)

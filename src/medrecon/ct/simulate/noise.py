@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from medrecon._array import check_dtype, check_finite, like, to_numpy
+from medrecon._enum import parse_enum
 from medrecon.ct.simulate._validate import check_rng, check_scalar
 from medrecon.errors import ShapeError
 
@@ -57,15 +58,7 @@ def parse_zero_counts(value: Any) -> ZeroCounts:
     >>> parse_zero_counts("CLIP") is ZeroCounts.CLIP
     True
     """
-    if isinstance(value, ZeroCounts):
-        return value
-    if isinstance(value, str):
-        try:
-            return ZeroCounts(value.lower())
-        except ValueError:
-            pass
-    options = ", ".join(repr(m.value) for m in ZeroCounts)
-    raise ValueError(f"zero_counts: expected one of {options}, got {value!r}")
+    return parse_enum(ZeroCounts, value, "zero_counts")
 
 
 # --------------------------------------------------------------------------- validation

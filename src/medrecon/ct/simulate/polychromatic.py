@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medrecon._array import check_dtype, check_finite, like, to_numpy
+from medrecon._enum import parse_enum
 from medrecon.ct.simulate._validate import check_out_dtype, check_rng, check_scalar
 from medrecon.ct.simulate.materials import (
     CORTICAL_BONE,
@@ -86,15 +87,7 @@ class ImageUnits(enum.StrEnum):
 
 
 def _parse_units(value: Any) -> ImageUnits:
-    if isinstance(value, ImageUnits):
-        return value
-    if isinstance(value, str):
-        try:
-            return ImageUnits(value.strip().lower())
-        except ValueError:
-            pass
-    options = ", ".join(repr(m.value) for m in ImageUnits)
-    raise ValueError(f"units: expected one of {options}, got {value!r}")
+    return parse_enum(ImageUnits, value, "units")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medrecon._array import check_finite
+from medrecon._enum import parse_enum
 from medrecon.ct.simulate._validate import check_out_dtype, check_oversample, check_volume
 from medrecon.errors import ShapeError
 from medrecon.geometry import VolumeGeometry
@@ -81,15 +82,7 @@ def parse_combine(value: Any) -> Combine:
     >>> parse_combine("Replace") is Combine.REPLACE
     True
     """
-    if isinstance(value, Combine):
-        return value
-    if isinstance(value, str):
-        try:
-            return Combine(value.lower())
-        except ValueError:
-            pass
-    options = ", ".join(repr(m.value) for m in Combine)
-    raise ValueError(f"combine: expected one of {options}, got {value!r}")
+    return parse_enum(Combine, value, "combine")
 
 
 # --------------------------------------------------------------------------- validation

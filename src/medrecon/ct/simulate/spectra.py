@@ -33,6 +33,7 @@ import numpy.typing as npt
 from scipy.optimize import brentq
 
 from medrecon._array import to_numpy
+from medrecon._enum import parse_enum
 from medrecon.ct.simulate._validate import check_scalar
 from medrecon.ct.simulate.materials import Material, check_energies, get_material
 from medrecon.errors import NonFiniteError, ShapeError
@@ -110,16 +111,7 @@ def parse_detector(value: Any) -> Detector:
     >>> parse_detector("Photon-Counting") is Detector.PHOTON_COUNTING
     True
     """
-    if isinstance(value, Detector):
-        return value
-    if isinstance(value, str):
-        key = "_".join(value.strip().lower().replace("-", " ").split())
-        try:
-            return Detector(key)
-        except ValueError:
-            pass
-    options = ", ".join(repr(m.value) for m in Detector)
-    raise ValueError(f"detector: expected one of {options}, got {value!r}")
+    return parse_enum(Detector, value, "detector")
 
 
 def _vector(x: Any, name: str) -> np.ndarray:
