@@ -36,7 +36,7 @@ def test_quick_mar_benchmark_writes_table_and_figure(tmp_path: Path) -> None:
         "LI-MAR",
         "NMAR",
         "NMAR + frequency split",
-        "no implants (same scan, ceiling)",
+        "no implants (same scan, reference)",
     ]
     psnr = [float(r.split("|")[2].split("±")[0]) for r in rows]
     assert all(10.0 < v < 60.0 for v in psnr)

@@ -269,6 +269,17 @@ def test_frequency_split_is_identity_for_equal_images() -> None:
     np.testing.assert_allclose(frequency_split(img, img, mask), img, atol=1e-12)
 
 
+def test_frequency_split_leaves_no_halo_around_the_metal() -> None:
+    """Images that differ only inside the metal: the metal's edge must not leak out."""
+    rng = np.random.default_rng(4)
+    corrected = rng.normal(size=(48, 48))
+    yy, xx = np.mgrid[0:48, 0:48]
+    mask = (yy - 24) ** 2 + (xx - 24) ** 2 < 6**2
+    uncorrected = np.where(mask, 500.0, corrected)  # bright metal in the uncorrected image
+    out = frequency_split(uncorrected, corrected, mask)
+    np.testing.assert_allclose(out, corrected, atol=1e-12)
+
+
 def test_torch_in_torch_out_matches_numpy(case: dict) -> None:
     sino = case["sino"].astype(np.float32)
     ref = li_mar(sino, case["geom"], case["vol"])

@@ -133,3 +133,69 @@ def test_ct_basics_prints_its_checks() -> None:
 
     (grad_err,) = find_all(r"^autograd gradient relative error: (\S+)$", text)[0]
     assert float(grad_err) < 1e-10
+
+
+@pytest.mark.slow
+def test_metal_artifacts_prints_its_checks() -> None:
+    text = stdout_of(executed("02_metal_artifacts.ipynb"))
+
+    (size,) = find_all(r"^SIZE = (\d+):", text)[0]
+    assert size == KERNEL_ENV["MEDRECON_EXAMPLE_SIZE"]
+
+    # physics: a hardened 120 kVp spectrum; metal attenuates far more than bone and water
+    (mean_kev,) = find_all(r"^120 kVp spectrum: mean energy (\S+) keV$", text)[0]
+    assert 50.0 < float(mean_kev) < 80.0
+    mu = {
+        name: (float(mu70), float(hu))
+        for name, mu70, hu in find_all(r"^mu\(70 keV\) (\S+): (\S+) /mm = (\S+) HU;", text)
+    }
+    assert set(mu) == {"water", "cortical_bone", "titanium", "steel"}
+    assert abs(mu["water"][1]) < 5
+    assert mu["water"][0] < mu["cortical_bone"][0] < mu["titanium"][0] < mu["steel"][0]
+    assert mu["titanium"][1] > 2500  # above the default metal threshold
+
+    # beam hardening: the water precorrection removes (most of) the cupping
+    cupping = {
+        name: (float(centre), float(edge), float(cup))
+        for name, centre, edge, cup in find_all(
+            r"^water cylinder (\S+): centre (\S+) HU, edge (\S+) HU, cupping (\S+) HU$", text
+        )
+    }
+    assert set(cupping) == {"uncorrected", "precorrected"}
+    assert cupping["uncorrected"][2] > 10
+    assert abs(cupping["precorrected"][2]) < 0.25 * cupping["uncorrected"][2]
+    for centre, edge, cup in cupping.values():
+        assert abs(edge - centre - cup) < 0.2  # cupping = edge - centre (printed to 0.1 HU)
+
+    # hip prostheses: NMAR beats the uncorrected image; LI and NMAR cut the streaks
+    table = {
+        label: (float(p), float(s), float(streak))
+        for label, p, s, streak in find_all(
+            r"^(\S.*?)\s+PSNR\s+(\S+) dB\s+SSIM (\S+)\s+streak index\s+(\S+) HU$", text
+        )
+    }
+    expected = {
+        "uncorrected",
+        "no implants",
+        "LI-MAR",
+        "NMAR",
+        "NMAR + frequency split",
+        "image-domain NMAR",
+    }
+    assert set(table) == expected, table
+    unc, nmar = table["uncorrected"], table["NMAR"]
+    assert nmar[0] > unc[0] + 2.0
+    assert nmar[1] > unc[1]
+    assert table["LI-MAR"][2] < 0.5 * unc[2] and nmar[2] < 0.5 * unc[2]
+    assert table["no implants"][0] > unc[0] + 2.0  # the artifacts come from the metal
+
+    # the image-domain path helps, but less than correcting the raw data
+    image_domain = table["image-domain NMAR"]
+    assert image_domain[0] > unc[0]
+    assert nmar[0] > image_domain[0] and nmar[2] < image_domain[2]
+
+    # 3D: NMAR on cone-beam data improves the central slice
+    before, after = find_all(
+        r"^cone beam central slice: PSNR uncorrected (\S+) dB -> NMAR (\S+) dB$", text
+    )[0]
+    assert float(after) > float(before) + 2.0

@@ -302,8 +302,10 @@ def frequency_split(
     Gaussian of ``sigma_voxels``, ``high = image - low``, and ``w = exp(-d / decay_voxels)``
     falling with the distance ``d`` (voxels) from the metal. Close to the implant the sharp
     detail that inpainting blurs comes back from the uncorrected image; far from it the
-    corrected image is kept as it is. Metal voxels keep the corrected image's values (the metal
-    is reinserted afterwards).
+    corrected image is kept as it is. The uncorrected image's metal voxels take the corrected
+    image's values before the split, so that the metal's own edge does not pass into the high
+    frequencies as a dark halo. Metal voxels keep the corrected image's values (the metal is
+    reinserted afterwards).
 
     Examples
     --------
@@ -321,6 +323,9 @@ def frequency_split(
             f"sigma_voxels and decay_voxels: expected values > 0, got {sigma_voxels!r} and "
             f"{decay_voxels!r}"
         )
+    # the metal leaves the uncorrected image before the split: its edge (thousands of HU) would
+    # otherwise be high frequency next to the metal and print a dark halo around it
+    unc = np.where(mask, cor, unc)
     low_c = ndimage.gaussian_filter(cor, sigma_voxels, mode="nearest")
     low_u = ndimage.gaussian_filter(unc, sigma_voxels, mode="nearest")
     d = ndimage.distance_transform_edt(~mask) if mask.any() else np.full(unc.shape, np.inf)

@@ -183,11 +183,12 @@ def pelvis_slice(
     k = check_oversample(oversample)
     items = _check_implants(implants)
     plane = _in_plane(vol)
-    extent = np.asarray(plane.shape) * np.asarray(plane.voxel_size)
-    if extent[0] < 250.0 - 1e-6 or extent[1] < 380.0 - 1e-6:
+    (y0, y1), (x0, x1) = plane.extent
+    # the pelvis is centred on the world origin: the grid must cover [-125, 125] x [-190, 190]
+    if min(-y0, y1) < 125.0 - 1e-6 or min(-x0, x1) < 190.0 - 1e-6:
         raise GeometryError(
-            f"volume: the pelvis needs a field of view of at least 250 x 380 mm (y, x), got "
-            f"{extent[0]:.1f} x {extent[1]:.1f} mm"
+            f"volume: the pelvis needs a field of view of at least 250 x 380 mm (y, x) around "
+            f"the world origin, got y in [{y0:.1f}, {y1:.1f}] and x in [{x0:.1f}, {x1:.1f}] mm"
         )
     # +1000 so that air is 0 and REPLACE painting starts from air
     shifted = {t: v + 1000.0 for t, v in PELVIS_HU.items()}
@@ -259,6 +260,8 @@ def random_implants(
     rlo, rhi = radius_mm
     if not 0 < rlo <= rhi:
         raise ValueError(f"radius_mm: expected (low, high) with 0 < low <= high, got {radius_mm}")
+    if isinstance(materials, str):
+        raise TypeError(f"materials: expected a sequence of material names, got {materials!r}")
     if not materials:
         raise ValueError("materials: expected at least one material name")
     material = str(materials[int(gen.integers(len(materials)))])
@@ -271,10 +274,10 @@ def random_implants(
         site = gen.choice(["femoral_head", "sacrum", "muscle"], p=[0.5, 0.15, 0.35])
         if site == "femoral_head":
             side = -1.0 if gen.random() < 0.5 else 1.0
-            r = min(r, 18.0)
+            r = min(r, max(18.0, rlo))  # caps stay within radius_mm
             cy, cx = float(gen.uniform(-4, 4)), side * 95.0 + float(gen.uniform(-4, 4))
         elif site == "sacrum":
-            r = min(r, 6.0)
+            r = min(r, max(6.0, rlo))
             cy, cx = 96.0, float(gen.uniform(-25.0, 25.0))
         else:
             # inside the muscle ellipse, away from the skin
