@@ -8,14 +8,19 @@ was expected and what was received.
 from __future__ import annotations
 
 __all__ = [
+    "AuditError",
     "BackendUnavailableError",
     "DeviceError",
+    "DicomError",
     "DtypeError",
     "GeometryError",
+    "InconsistentSeriesError",
     "MedreconError",
     "MetalTraceError",
+    "MissingPixelDataError",
     "NonFiniteError",
     "NotDifferentiableError",
+    "SendError",
     "ShapeError",
     "UnknownBackendError",
     "UnknownMaterialError",
@@ -71,3 +76,35 @@ class MetalTraceError(MedreconError, ValueError):
 
 class UnknownMaterialError(MedreconError, ValueError):
     """A material name that is not in medrecon's material library (the message lists it)."""
+
+
+class DicomError(MedreconError, ValueError):
+    """A DICOM object or file that medrecon cannot use as asked (the message names the file)."""
+
+
+class MissingPixelDataError(DicomError):
+    """An image instance without pixel data, or with pixel data that cannot be decoded."""
+
+
+class InconsistentSeriesError(DicomError):
+    """Instances that do not form one volume: mixed modality, orientation, size or spacing,
+    duplicate or missing slices."""
+
+
+class SendError(MedreconError, ConnectionError):
+    """Sending to a DICOM peer failed for some or all instances.
+
+    ``failed`` maps the SOPInstanceUID of every instance that was not stored to the reason
+    (the peer's status or the transport error); ``stored`` lists the ones that were.
+    """
+
+    def __init__(
+        self, message: str, *, failed: dict[str, str] | None = None, stored: list[str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.failed: dict[str, str] = dict(failed or {})
+        self.stored: list[str] = list(stored or [])
+
+
+class AuditError(MedreconError, ValueError):
+    """An audit log that is malformed or whose hash chain is broken (tampering)."""
