@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import hashlib
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -454,13 +455,22 @@ def _group(datasets: list[Dataset]) -> dict[str, list[Dataset]]:
     return groups
 
 
-def read_all_series(source: Any) -> dict[str, Series]:
+def read_all_series(source: Any, *, skip_invalid: bool = False) -> dict[str, Series]:
     """Every image series found in files, folders or datasets, by SeriesInstanceUID.
 
     Non-DICOM files and DICOM objects without an image (SR, presentation states, DICOMDIR)
-    are skipped; a series that cannot be read raises for that series.
+    are skipped. A series that cannot be read into one volume raises its typed error, or, with
+    ``skip_invalid=True``, is left out with a :class:`UserWarning` naming it and the reason.
     """
-    return {uid: _build(group) for uid, group in _group(_load(source, tolerant=True)).items()}
+    out: dict[str, Series] = {}
+    for uid, group in _group(_load(source, tolerant=True)).items():
+        try:
+            out[uid] = _build(group)
+        except DicomError as exc:
+            if not skip_invalid:
+                raise
+            warnings.warn(f"series {uid} left out: {exc}", UserWarning, stacklevel=2)
+    return out
 
 
 def read_series(source: Any, *, series_uid: str | None = None) -> Series:
