@@ -4,10 +4,15 @@
 enforces it).
 
 * :func:`read_series` / :func:`read_all_series` -> :class:`Series` (:mod:`~medrecon.dicom.series`).
+* :func:`send_cstore`, :func:`send_stow`, :func:`c_echo` -> :class:`StoreReport`
+  (:mod:`~medrecon.dicom.send`): nothing local is deleted before the peer confirmed storage.
+* :class:`AuditLog` (:mod:`~medrecon.dicom.audit`): an append-only, hash-chained JSON-lines log.
 """
 
 from __future__ import annotations
 
+from medrecon.dicom.audit import GENESIS_SHA256, AuditLog, AuditStatus
+from medrecon.dicom.send import StoreReport, c_echo, send_cstore, send_stow
 from medrecon.dicom.series import (
     Series,
     SliceInfo,
@@ -19,11 +24,18 @@ from medrecon.dicom.series import (
 )
 
 __all__ = [
+    "GENESIS_SHA256",
+    "AuditLog",
+    "AuditStatus",
     "Series",
     "SliceInfo",
+    "StoreReport",
     "affine_from_geometry",
+    "c_echo",
     "index_to_patient",
     "pixel_data_sha256",
     "read_all_series",
     "read_series",
+    "send_cstore",
+    "send_stow",
 ]
