@@ -116,7 +116,8 @@ class Series:
     ----------
     volume : ndarray of float32, shape (n_slices, rows, columns)
         HU for CT (``units == "HU"``); MR as stored, or rescaled when the files give a slope
-        (``units == "stored"``).
+        (``units == "stored"``), or through a linear Real World Value Mapping
+        (``units == "real world"``, as medrecon writes float MR output).
     modality : str
     units : str
     spacing : tuple of 3 float
@@ -319,9 +320,24 @@ def _pixels(ds: Dataset) -> np.ndarray:
         ) from exc
     if arr.shape != (int(ds.Rows), int(ds.Columns)):
         raise DicomError(f"{_name(ds)}: pixel array {arr.shape} is not Rows x Columns")
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    rwvm = _real_world_mapping(ds)
+    if rwvm is not None:
+        slope, intercept = rwvm
+    else:
+        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
     return np.asarray(arr, dtype=np.float64) * slope + intercept
+
+
+def _real_world_mapping(ds: Dataset) -> tuple[float, float] | None:
+    """(slope, intercept) of a linear Real World Value Mapping of an MR image, if any."""
+    if str(ds.get("Modality", "")) != "MR" or "RescaleSlope" in ds:
+        return None
+    seq = ds.get("RealWorldValueMappingSequence")
+    if not seq or "RealWorldValueSlope" not in seq[0]:
+        return None
+    item = seq[0]
+    return float(item.RealWorldValueSlope), float(item.get("RealWorldValueIntercept", 0.0))
 
 
 def _header(ds: Dataset) -> Dataset:
@@ -426,7 +442,9 @@ def _build(datasets: list[Dataset]) -> Series:
     return Series(
         volume=volume,
         modality=modality,
-        units="HU" if modality == "CT" else "stored",
+        units="HU"
+        if modality == "CT"
+        else ("real world" if _real_world_mapping(first) is not None else "stored"),
         spacing=spacing,
         orientation=tuple(float(v) for v in orient),  # type: ignore[arg-type]
         positions=pos,

@@ -1,0 +1,65 @@
+"""Writing DICOM files atomically, all or nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+__all__ = ["deliver", "write_atomic"]
+
+
+def write_atomic(ds: Dataset, path: Path) -> None:
+    """Write ``ds`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    An existing file at ``path`` is never left half written: readers see the old or the new
+    file. The temporary file is removed if anything fails.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            ds.save_as(fh, enforce_file_format=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def deliver(
+    datasets: Sequence[Dataset], out: str | os.PathLike[str] | Callable[[Dataset], object] | None
+) -> list[Path]:
+    """Hand ``datasets`` to ``out``: a folder (files named ``<SOPInstanceUID>.dcm``), a callable,
+    or nowhere (None).
+
+    Writing to a folder is all or nothing: if one file fails, the files this call wrote are
+    removed before the error propagates. Files that existed before are never touched (a name
+    collision raises ``FileExistsError``). Returns the paths written.
+    """
+    if out is None:
+        return []
+    if callable(out):
+        for ds in datasets:
+            out(ds)
+        return []
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        for ds in datasets:
+            path = folder / f"{ds.SOPInstanceUID}.dcm"
+            if path.exists():
+                raise FileExistsError(f"{path}: exists; medrecon never overwrites DICOM files")
+            write_atomic(ds, path)
+            written.append(path)
+    except BaseException:
+        for p in written:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        raise
+    return written
