@@ -35,10 +35,16 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_demo_writes_only_its_four_files(cli_run: tuple[Path, str]) -> None:
     out, output = cli_run
     root = out.parent.parent
-    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
+    written = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    dicom = [p for p in written if p.startswith("nested/out/dicom/")]
+    assert [p for p in written if p not in dicom] == [
         "keep.txt",
         *(f"nested/out/{name}" for name in FILES),
     ]
+    # 2 original series, 2 derived series, 2 QC reports, 1 audit log; no temporary folders
+    assert len([p for p in dicom if p.endswith(".dcm")]) == 6
+    assert "nested/out/dicom/audit.jsonl" in dicom
+    assert not [p for p in root.rglob(".dicom*")]
     for name in FILES:
         assert str((out / name).resolve()) in output
     assert "PSNR" in output and "SSIM" in output
@@ -125,7 +131,10 @@ def test_run_demo_is_reproducible_and_replaces_files(tmp_path: Path) -> None:
     a = run_demo(tmp_path, **kw)  # type: ignore[arg-type]
     assert a["files"]["metrics"] == str((tmp_path / "metrics.json").resolve())
     b = run_demo(tmp_path, **kw)  # type: ignore[arg-type]
-    assert sorted(p.name for p in tmp_path.iterdir()) == FILES
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*FILES, "dicom"])
+    # the second run replaced the DICOM folder: still six objects, one study
+    assert len(list((tmp_path / "dicom").rglob("*.dcm"))) == 6
+    assert b["dicom"]["study_instance_uid"] != a["dicom"]["study_instance_uid"]
     for k in RECONS:
         assert a["reconstructions"][k]["psnr_db"] == b["reconstructions"][k]["psnr_db"]
     c = run_demo(tmp_path, seed=1, **kw)  # type: ignore[arg-type]
@@ -182,3 +191,24 @@ def test_python_dash_m_medrecon() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "demo" in proc.stdout and "info" in proc.stdout
+
+
+def test_demo_dicom_is_linked_and_verifiable(cli_run: tuple[Path, str]) -> None:
+    from medrecon.dicom import read_all_series
+
+    out = cli_run[0]
+    m = json.loads((out / "metrics.json").read_text())
+    series = read_all_series(out / "dicom")
+    assert {s.series_instance_uid for s in series.values()} == {
+        m["dicom"]["series"][k] for k in ("chest_fbp", "chest_tv", "pelvis_fbp", "pelvis_nmar")
+    }
+    assert {s.study_instance_uid for s in series.values()} == {m["dicom"]["study_instance_uid"]}
+    tv = series[m["dicom"]["series"]["chest_tv"]]
+    assert (
+        tv.headers[0].RelatedSeriesSequence[0].SeriesInstanceUID
+        == m["dicom"]["series"]["chest_fbp"]
+    )
+    assert m["dicom"]["qc"]["chest_tv"]["noise_std"] > 0.0
+    result = CliRunner().invoke(app, ["audit", "verify", str(out / "dicom" / "audit.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert "4 entries, hash chain intact" in result.output

@@ -105,11 +105,13 @@ def run_mar_case(
     *,
     rng: np.random.Generator,
     step: Callable[[str, Callable[[], Any]], Any],
-) -> tuple[dict[str, Any], list[tuple[np.ndarray, str]]]:
+) -> tuple[dict[str, Any], list[tuple[np.ndarray, str]], dict[str, np.ndarray]]:
     """Run the hip-prosthesis case on the demo's grid and gantry.
 
     ``step(name, fn)`` runs and times each stage (the demo's progress bar). Returns the
-    ``"mar"`` section of ``metrics.json`` and the figure's images (HU) with their titles.
+    ``"mar"`` section of ``metrics.json``, the figure's images (HU) with their titles, and the
+    reconstructions in HU by key (``"uncorrected"``, ``"li"``, ``"nmar"``, ``"no_metal"``) with
+    the streak ROI mask (``"streak_roi"``).
     """
     phantom: MetalPhantom = step("mar phantom", lambda: pelvis_slice(volume))
     maps = metal_phantom_maps(phantom)
@@ -194,4 +196,6 @@ def run_mar_case(
                 f"{label}\nPSNR {s['psnr_db']:.2f} dB, streak {s['streak_index_hu']:.0f} HU",
             )
         )
-    return section, images
+    hu = {k: np.asarray(to_hu(v), dtype=np.float64) for k, v in recons.items()}
+    hu["streak_roi"] = streak
+    return section, images, hu

@@ -473,6 +473,8 @@ def _build_series(
         copy_deidentification(first, ds)
         if "Laterality" not in ds:
             ds.Laterality = ""  # type 2C: empty = unknown (the source does not say)
+        if "PatientPosition" not in ds:
+            ds.PatientPosition = ""  # type 2C for CT/MR: unknown when the source does not say
         ds.Modality = source.modality
         ds.SeriesInstanceUID = series_uid
         ds.SeriesNumber = number

@@ -27,6 +27,7 @@ from pydicom.uid import generate_uid
 
 from medrecon.dicom import codes as mcodes
 from medrecon.dicom._io import deliver
+from medrecon.dicom.audit import AuditLog
 from medrecon.dicom.derived import AlgorithmInfo, copy_deidentification, device_uid
 from medrecon.dicom.series import Series
 from medrecon.errors import DicomError
@@ -70,6 +71,7 @@ def write_qc_report(
     out: str | os.PathLike[str] | Callable[[Dataset], object] | None = None,
     series_number: int = 9901,
     uid_root: str | None = None,
+    audit: AuditLog | None = None,
 ) -> Dataset:
     """Write the QC results of ``algorithm`` on ``source`` as a TID 1500 Comprehensive 3D SR.
 
@@ -91,6 +93,9 @@ def write_qc_report(
     series_number : int
     uid_root : str, optional
         Root for the new UIDs (pydicom's by default).
+    audit : AuditLog, optional
+        Record the write (source pixel hashes, derived and SR UIDs, the metrics), or its
+        failure.
 
     Returns
     -------
@@ -205,5 +210,27 @@ def write_qc_report(
     now = _dt.datetime.now(_dt.UTC)
     sr.InstanceCreationDate = pydicom.valuerep.DA(now.strftime("%Y%m%d"))
     sr.InstanceCreationTime = pydicom.valuerep.TM(now.strftime("%H%M%S"))
-    deliver([sr], out)
+    inputs = [{"uid": sl.sop_instance_uid, "sha256": sl.pixel_sha256} for sl in source.slices]
+    audit_params = {"metrics": values, "confidence": confidence}
+    try:
+        paths = deliver([sr], out)
+    except BaseException as exc:
+        if audit is not None:
+            audit.append(
+                "write_qc_report",
+                inputs=inputs,
+                algorithm=algorithm.as_dict(),
+                parameters=audit_params,
+                status="failed",
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        raise
+    if audit is not None:
+        audit.append(
+            "write_qc_report",
+            inputs=inputs,
+            outputs=[str(sr.SOPInstanceUID), *(str(p) for p in paths)],
+            algorithm=algorithm.as_dict(),
+            parameters={**audit_params, "derived": [str(d.SOPInstanceUID) for d in derived]},
+        )
     return sr
