@@ -695,3 +695,52 @@ def test_stow_retries_transient_http_errors_and_reports_warnings(stow_server: _S
     assert report.attempts == 2 and list(report.stored) == uids
     assert report.warnings == {uids[1]: "warning 0xB007 (data set does not match SOP class)"}
     assert len(stow_server.requests) == 2 and stow_server.requests[0] > 64
+
+
+@pytest.mark.pacs
+def test_derived_series_and_qc_report_land_linked_in_the_source_study(
+    orthanc: Orthanc, tmp_path: Path
+) -> None:
+    """The seed use case end to end: source series in the PACS, then our derived series by
+    C-STORE and our QC report by STOW-RS; QIDO/WADO show them in the source study, linked."""
+    from dicomweb_client.api import DICOMwebClient
+
+    from medrecon.dicom import (
+        AlgorithmInfo,
+        read_series,
+        write_derived_series,
+        write_qc_report,
+    )
+
+    series_dir = Path(_testfile("17106")).parents[2] / "98892001" / "CT5N"
+    src = read_series(series_dir)
+    send_cstore(sorted(series_dir.iterdir()), HOST, orthanc.dicom_port, orthanc.aet)
+    algo = AlgorithmInfo(name="pacs-test", version="1", kind="denoising")
+    derived = write_derived_series(src.volume * 0.9, src, algo, tmp_path / "derived")
+    sr = write_qc_report(src, derived, algo, {"noise_std": 7.5, "snr": 40.0})
+    report = send_cstore(derived, HOST, orthanc.dicom_port, orthanc.aet)
+    assert len(report.stored) == len(derived) == 5
+    assert list(send_stow([sr], orthanc.dicomweb, auth=(USER, PASSWORD)).stored) == [
+        sr.SOPInstanceUID
+    ]
+
+    session = requests.Session()
+    session.auth = (USER, PASSWORD)
+    client = DICOMwebClient(orthanc.dicomweb.rstrip("/"), session=session)
+    in_study = {
+        str(Dataset.from_json(x).SeriesInstanceUID)
+        for x in client.search_for_series(study_instance_uid=src.study_instance_uid)
+    }
+    assert {src.series_instance_uid, str(derived[0].SeriesInstanceUID), sr.SeriesInstanceUID} <= (
+        in_study
+    )
+    back = client.retrieve_instance(
+        src.study_instance_uid, derived[0].SeriesInstanceUID, derived[0].SOPInstanceUID
+    )
+    assert back.RelatedSeriesSequence[0].SeriesInstanceUID == src.series_instance_uid
+    assert back.SourceImageSequence[0].ReferencedSOPInstanceUID == src.slices[0].sop_instance_uid
+    assert bytes(back.PixelData) == bytes(derived[0].PixelData)
+    sr_back = client.retrieve_instance(
+        src.study_instance_uid, sr.SeriesInstanceUID, sr.SOPInstanceUID
+    )
+    assert sr_back.ContentTemplateSequence[0].TemplateIdentifier == "1500"
