@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from medrecon._files import write_atomic
 from medrecon.geometry import VolumeGeometry
 
 _T = TypeVar("_T")
@@ -24,20 +23,8 @@ def _timed(fn: Callable[[], _T]) -> tuple[_T, float]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``.
-
-    The temporary file is created exclusively with the usual permissions (umask applied).
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` atomically (:func:`medrecon._files.write_atomic`)."""
+    write_atomic(path, data)
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:

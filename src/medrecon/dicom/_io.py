@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydicom.dataset import Dataset
 
+from medrecon._files import write_atomic as _write_atomic
+
 __all__ = ["deliver", "write_atomic"]
 
 
 def write_atomic(ds: Dataset, path: Path) -> None:
-    """Write ``ds`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    An existing file at ``path`` is never left half written: readers see the old or the new
-    file. The temporary file is removed if anything fails.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            ds.save_as(fh, enforce_file_format=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``ds`` to ``path`` atomically: readers see the old or the new file, never half."""
+    _write_atomic(path, lambda fh: ds.save_as(fh, enforce_file_format=True))
 
 
 def deliver(

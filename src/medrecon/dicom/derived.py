@@ -316,6 +316,17 @@ def copy_deidentification(source: Dataset, target: Dataset) -> None:
         target.DeidentificationMethod = "Not recorded in the source series"
 
 
+def file_meta(ds: Dataset) -> FileMetaDataset:
+    """File meta information for ``ds`` (explicit VR little endian), validated."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationVersionName = "MEDRECON"
+    pydicom.dataset.validate_file_meta(meta, enforce_standard=True)
+    return meta
+
+
 def _check_volume(volume: Any) -> np.ndarray:
     arr = to_numpy(volume)
     check_dtype(arr, "volume")
@@ -620,12 +631,6 @@ def _build_series(
         equipment.append(proc)
         ds.ContributingEquipmentSequence = equipment
         ds.ContentQualification = "PRODUCT" if algorithm.clinical else "RESEARCH"
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationVersionName = "MEDRECON"
-        ds.file_meta = meta
-        pydicom.dataset.validate_file_meta(ds.file_meta, enforce_standard=True)
+        ds.file_meta = file_meta(ds)
         out.append(ds)
     return out

@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 from medrecon.dicom._io import deliver
-from medrecon.dicom.derived import CT_IMAGE_STORAGE, _check_volume, _quantise
+from medrecon.dicom.derived import CT_IMAGE_STORAGE, _check_volume, _quantise, file_meta
 from medrecon.dicom.series import affine_from_geometry, index_to_patient
 
 __all__ = ["write_original_series"]
@@ -113,12 +113,7 @@ def write_original_series(
         ds.WindowCenter, ds.WindowWidth = "40", "400"
         ds.LossyImageCompression = "00"
         ds.PixelData = np.ascontiguousarray(q.stored[n]).tobytes()
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = ds.SOPClassUID
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationVersionName = "MEDRECON"
-        ds.file_meta = meta
+        ds.file_meta = file_meta(ds)
         out_ds.append(ds)
     deliver(out_ds, out)
     return out_ds
