@@ -219,8 +219,9 @@ def nmar_prior(
     Examples
     --------
     >>> img = np.array([[0.0, 0.0193, 0.04, 0.5]])
-    >>> nmar_prior(img, np.array([[False, False, False, True]]), sigma_voxels=0).round(4)
-    array([[0.    , 0.0193, 0.04  , 0.0193]])
+    >>> mask = np.array([[False, False, False, True]])
+    >>> nmar_prior(img, mask, sigma_voxels=0).round(4).tolist()
+    [[0.0, 0.0193, 0.04, 0.0193]]
     """
     arr = _numpy(image).astype(np.float64)
     check_finite(arr, "image")
@@ -268,8 +269,8 @@ def normalized_interpolation(
     --------
     >>> s = np.array([[2.0, 4.0, 99.0, 8.0]])
     >>> p = np.array([[1.0, 2.0, 3.0, 4.0]])
-    >>> normalized_interpolation(s, np.array([[False, False, True, False]]), p)
-    array([[2., 4., 6., 8.]])
+    >>> normalized_interpolation(s, np.array([[False, False, True, False]]), p).tolist()
+    [[2.0, 4.0, 6.0, 8.0]]
     """
     arr = to_numpy(sino)
     check_dtype(arr, "sino")

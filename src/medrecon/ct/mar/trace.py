@@ -213,8 +213,8 @@ def interpolate_trace(sino: Any, trace: Any) -> np.ndarray:
     --------
     >>> s = np.array([[0.0, 1.0, 9.0, 9.0, 4.0, 5.0]])
     >>> t = np.array([[False, False, True, True, False, False]])
-    >>> interpolate_trace(s, t)
-    array([[0., 1., 2., 3., 4., 5.]])
+    >>> interpolate_trace(s, t).tolist()
+    [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]
     """
     arr = to_numpy(sino)
     check_dtype(arr, "sino")
