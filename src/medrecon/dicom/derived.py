@@ -18,10 +18,13 @@ which algorithm, model version and weights made it, from which source images, fo
 * ContentQualification ``RESEARCH`` until a model is marked clinical; LossyImageCompression
   propagated; the source's window settings; patient and study attributes copied.
 
-Pixel data are re-quantised without clipping: CT as int16 with a RescaleSlope of 1 when the
-rounded HU fit, a larger slope when they do not; MR as uint16 with a Real World Value Mapping
-that gives the floats back. The source and its files are never modified; files are written
-atomically, all or nothing.
+Pixel data are re-quantised without clipping: CT as int16 with a RescaleSlope of 1 (and an
+integer intercept when needed) while the rounded HU span at most 65536 values, a larger slope
+when they do not; MR as uint16 with a Real World Value Mapping that gives the floats back, the
+window settings converted to stored values (MR Image has no Modality LUT). On an unchanged
+grid every slice keeps its source slice's ImagePositionPatient and SliceLocation as written; a
+source without a FrameOfReferenceUID gets one UID per source series. The source and its files
+are never modified; files are written atomically, all or nothing.
 """
 
 from __future__ import annotations
@@ -242,11 +245,16 @@ def _quantise(values: np.ndarray, modality: str) -> _Quantised:
     lo, hi = float(values.min()), float(values.max())
     if modality == "CT":
         rounded = np.rint(values)
-        if lo >= -32768.0 and hi <= 32767.0 and np.allclose(rounded, values, atol=0.5):
-            return _Quantised(rounded.astype(np.int16), 1.0, 0.0, True)
-        slope = max(abs(lo), abs(hi)) / 32767.0
-        stored = np.clip(np.rint(values / slope), -32768, 32767).astype(np.int16)
-        return _Quantised(stored, slope, 0.0, True)
+        rlo, rhi = float(rounded.min()), float(rounded.max())
+        if rhi - rlo <= 65535.0:  # whole HU (slope 1); shift by an integer intercept if needed
+            intercept = 0.0 if (rlo >= -32768.0 and rhi <= 32767.0) else rlo + 32768.0
+            return _Quantised((rounded - intercept).astype(np.int16), 1.0, intercept, True)
+        # the slope as written (10 significant digits), so the stored values use exactly it
+        slope = float(f"{max(abs(lo), abs(hi)) / 32767.0 * (1 + 1e-9):.10g}")
+        stored = np.rint(values / slope)
+        if stored.min() < -32768 or stored.max() > 32767:  # pragma: no cover - by construction
+            raise DicomError(f"CT values in [{lo}, {hi}] HU do not fit int16 without clipping")
+        return _Quantised(stored.astype(np.int16), slope, 0.0, True)
     # MR (and anything else): uint16 over [lo, hi]; integer data in range stay as they are
     integral = bool(np.all(values == np.rint(values)))
     if integral and lo >= 0.0 and hi <= 65535.0:
@@ -449,7 +457,8 @@ def _build_series(
     kind = DerivationKind(algorithm.kind)
     q = _quantise(values, source.modality)
     first = source.headers[0]
-    now = _dt.datetime.now(_dt.UTC)
+    # local time: DA/TM values without TimezoneOffsetFromUTC are local (like the copied study's)
+    now = _dt.datetime.now().astimezone()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
     series_uid = generate_uid(prefix=uid_root)
     description = series_description or f"{kind.prefix} {source.series_description}".strip()
@@ -458,6 +467,19 @@ def _build_series(
     o = np.asarray(source.orientation, dtype=np.float64)
     normal = source.normal
     src_along = source.positions @ normal
+    # one frame of reference for the whole series; a source without one gets a UID fixed by
+    # the source series, so every series derived from it shares the frame
+    frame_uid = source.frame_of_reference_uid or generate_uid(
+        prefix=uid_root or pydicom.uid.PYDICOM_ROOT_UID,
+        entropy_srcs=[
+            "medrecon FrameOfReferenceUID",
+            source.study_instance_uid,
+            source.series_instance_uid,
+        ],
+    )
+    windows = list(source.windows or ())
+    if source.modality != "CT":  # no Modality LUT in MR Image: windows apply to stored values
+        windows = [((c - q.intercept) / q.slope, w / q.slope) for c, w in windows]
     out: list[Dataset] = []
     for k in range(shape[0]):
         ds = Dataset()
@@ -466,7 +488,7 @@ def _build_series(
             if kw in first:
                 setattr(ds, kw, first.get(kw))
         ds.StudyInstanceUID = source.study_instance_uid
-        ds.FrameOfReferenceUID = source.frame_of_reference_uid or generate_uid(prefix=uid_root)
+        ds.FrameOfReferenceUID = frame_uid
         if "PositionReferenceIndicator" not in ds:
             ds.PositionReferenceIndicator = ""
         for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
@@ -529,13 +551,18 @@ def _build_series(
                 if kw not in ds:
                     setattr(ds, kw, default)
         # geometry
-        pos = index_to_patient(affine, [k, 0, 0])
-        ds.ImagePositionPatient = [f"{v:.6f}" for v in pos]
+        # same grid: the source slice's own position (not the regularised affine's)
+        pos = source.positions[k] if preserved else index_to_patient(affine, [k, 0, 0])
+        if preserved:  # the source's values as written, not re-rounded
+            ds.ImagePositionPatient = list(source.headers[k].ImagePositionPatient)
+        else:
+            ds.ImagePositionPatient = [f"{v:.6f}" for v in pos]
         ds.ImageOrientationPatient = [f"{v:.6f}" for v in o]
         ds.PixelSpacing = [f"{sp[1]:.6f}", f"{sp[2]:.6f}"]
         thickness = source.slice_thickness if preserved else sp[0]
         ds.SliceThickness = f"{thickness if thickness is not None else sp[0]:.6f}"
-        ds.SliceLocation = f"{float(pos @ normal):.6f}"
+        location = source.headers[k].get("SliceLocation") if preserved else None
+        ds.SliceLocation = location if location not in (None, "") else f"{float(pos @ normal):.6f}"
         # pixels
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
@@ -560,9 +587,9 @@ def _build_series(
             rwvm.RealWorldValueSlope = q.slope
             rwvm.RealWorldValueIntercept = q.intercept
             ds.RealWorldValueMappingSequence = [rwvm]
-        if source.windows:
-            ds.WindowCenter = [f"{c:.6g}" for c, _ in source.windows]
-            ds.WindowWidth = [f"{w:.6g}" for _, w in source.windows]
+        if windows:
+            ds.WindowCenter = [f"{c:.6g}" for c, _ in windows]
+            ds.WindowWidth = [f"{w:.6g}" for _, w in windows]
         # lineage
         ds.LossyImageCompression = "01" if source.lossy else "00"
         if source.lossy:
@@ -626,7 +653,7 @@ def _build_series(
         proc.ManufacturerModelName = (algorithm.model_name or algorithm.name)[:64]
         proc.SoftwareVersions = ds.SoftwareVersions
         proc.DeviceUID = device_uid(algorithm)
-        proc.ContributionDateTime = now.strftime("%Y%m%d%H%M%S.%f+0000")
+        proc.ContributionDateTime = now.strftime("%Y%m%d%H%M%S.%f%z")
         proc.ContributionDescription = f"{kind.prefix}: {algorithm.name} {algorithm.version}"[:64]
         equipment.append(proc)
         ds.ContributingEquipmentSequence = equipment

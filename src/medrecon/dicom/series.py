@@ -357,12 +357,20 @@ def _common(datasets: Sequence[Dataset], keywords: Sequence[str]) -> dict[str, A
 
 
 def _windows(ds: Dataset) -> tuple[tuple[float, float], ...] | None:
+    """Window settings in the volume's units.
+
+    Without a Modality LUT (MR), windows apply to stored values; when the volume is read
+    through a Real World Value Mapping, they are mapped the same way.
+    """
     c, w = ds.get("WindowCenter"), ds.get("WindowWidth")
     if c is None or w is None:
         return None
     cs = list(c) if isinstance(c, pydicom.multival.MultiValue) else [c]
     ws = list(w) if isinstance(w, pydicom.multival.MultiValue) else [w]
-    return tuple((float(a), float(b)) for a, b in zip(cs, ws, strict=False))
+    slope, intercept = _real_world_mapping(ds) or (1.0, 0.0)
+    return tuple(
+        (float(a) * slope + intercept, float(b) * abs(slope)) for a, b in zip(cs, ws, strict=False)
+    )
 
 
 def _build(datasets: list[Dataset]) -> Series:
