@@ -23,7 +23,6 @@ from medrecon.ct.simulate import (
     from_hu,
     random_ellipse_params,
     random_ellipses,
-    shapes,
     shepp_logan,
     shepp_logan_params,
     thorax_slice,
@@ -31,7 +30,7 @@ from medrecon.ct.simulate import (
     to_hu,
 )
 from medrecon.errors import DtypeError, GeometryError, NonFiniteError, ShapeError
-from medrecon.geometry import VolumeGeometry
+from medrecon.geometry import VolumeGeometry, shapes
 
 
 def hu_at(img: np.ndarray, vol: VolumeGeometry, *point_mm: float) -> float:

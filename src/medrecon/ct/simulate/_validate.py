@@ -12,44 +12,17 @@ import numbers
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from medrecon._array import SUPPORTED_DTYPES
-from medrecon.errors import DtypeError, GeometryError, NonFiniteError
-from medrecon.geometry import VolumeGeometry
+from medrecon.errors import NonFiniteError
+from medrecon.geometry.shapes import check_out_dtype, check_oversample, check_volume
 
-
-def check_volume(volume: Any, ndims: tuple[int, ...], name: str = "volume") -> VolumeGeometry:
-    """Check that ``volume`` is a :class:`VolumeGeometry` with one of ``ndims`` axes."""
-    if not isinstance(volume, VolumeGeometry):
-        raise TypeError(f"{name}: expected a VolumeGeometry, got {type(volume).__name__}")
-    if volume.ndim not in ndims:
-        want = " or ".join(f"{d}D" for d in ndims)
-        raise GeometryError(
-            f"{name}: expected a {want} VolumeGeometry, got a {volume.ndim}D one of shape "
-            f"{volume.shape}"
-        )
-    return volume
-
-
-def check_oversample(oversample: Any) -> int:
-    """Sub-samples per voxel and axis: an integer >= 1."""
-    if isinstance(oversample, bool) or not isinstance(oversample, numbers.Integral):
-        raise TypeError(f"oversample: expected an integer >= 1, got {oversample!r}")
-    if oversample < 1:
-        raise ValueError(f"oversample: expected an integer >= 1, got {oversample}")
-    return int(oversample)
-
-
-def check_out_dtype(dtype: npt.DTypeLike) -> np.dtype:
-    """The output dtype: float32 or float64 (:class:`DtypeError` otherwise)."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise DtypeError(f"dtype: expected float32 or float64, got {dtype!r}") from exc
-    if dt not in SUPPORTED_DTYPES:
-        raise DtypeError(f"dtype: expected float32 or float64, got {dt}")
-    return dt
+__all__ = [
+    "check_out_dtype",
+    "check_oversample",
+    "check_rng",
+    "check_scalar",
+    "check_volume",
+]
 
 
 def check_scalar(value: Any, name: str, *, positive: bool = True, unit: str = "") -> float:
