@@ -212,8 +212,12 @@ def test_bad_input_typed_errors_no_partial_output(
         AlgorithmInfo(name="x", version="1", kind="denoising", weights_sha256="xyz")
     with pytest.raises(ValueError, match="kind"):
         AlgorithmInfo(name="x", version="1", kind="sharpening")
-    with pytest.raises(NotImplementedError, match="enhanced"):
-        write_derived_series(src.volume, src, _algo(), enhanced=True)
+    # an Enhanced object for a reconstruction from raw data would need the scan's acquisition
+    # attributes, which a source series does not carry: refused, nothing written
+    recon = AlgorithmInfo(name="x", version="1", kind="reconstruction")
+    with pytest.raises(DicomError, match="ORIGINAL"):
+        write_derived_series(src.volume, src, recon, tmp_path / "e", enhanced=True)
+    assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
     # a failing write on the third file leaves nothing behind, and the log says so
     real = os.replace
     calls = {"n": 0}

@@ -137,6 +137,13 @@ def dicom_export(
     ] = None,
     series_uid: Annotated[str | None, typer.Option(help="Source series UID if several.")] = None,
     audit: Annotated[Path | None, typer.Option(help="Audit log to append to.")] = None,
+    enhanced: Annotated[
+        bool,
+        typer.Option(
+            "--enhanced/--classic",
+            help="One Enhanced CT/MR multi-frame object, or classic single-frame objects.",
+        ),
+    ] = False,
 ) -> None:
     """Write VOLUME as a derived series of SOURCE, with full lineage."""
     import hashlib
@@ -157,7 +164,7 @@ def dicom_export(
     src = read_series(source, series_uid=series_uid)
     data = np.load(volume, allow_pickle=False)
     log = AuditLog(audit) if audit is not None else None
-    datasets = write_derived_series(data, src, info, out, audit=log)
+    datasets = write_derived_series(data, src, info, out, enhanced=enhanced, audit=log)
     typer.echo(
         f"wrote {len(datasets)} instances of series {datasets[0].SeriesInstanceUID} "
         f"({datasets[0].SeriesDescription!r}) to {out}"

@@ -2,8 +2,10 @@
 
 :func:`write_derived_series` writes a volume computed from a :class:`~medrecon.dicom.Series`
 (denoised, super-resolved, metal-corrected, or reconstructed from the same raw data) as a new
-series of classic CT or MR Image objects in the source's study and frame of reference, saying
-which algorithm, model version and weights made it, from which source images, for what purpose:
+series of classic CT or MR Image objects (or, with ``enhanced=True``, one Enhanced CT or MR
+multi-frame object: :mod:`medrecon.dicom.enhanced`) in the source's study and frame of
+reference, saying which algorithm, model version and weights made it, from which source images,
+for what purpose:
 
 * ImageType ``DERIVED\\SECONDARY\\AXIAL`` (``ORIGINAL\\PRIMARY\\AXIAL`` for reconstructions from
   raw data); SeriesDescription ``"AI-Denoised <source description>"`` and the like (64 chars);
@@ -346,6 +348,14 @@ def _check_volume(volume: Any) -> np.ndarray:
     return np.asarray(arr, dtype=np.float64)
 
 
+def _audit_inputs(source: Series) -> list[dict[str, str]]:
+    """The source instances with their pixel SHA-256, each once (multi-frame sources too)."""
+    out: dict[str, str] = {}
+    for sl in source.slices:
+        out.setdefault(sl.sop_instance_uid, sl.pixel_sha256)
+    return [{"uid": uid, "sha256": sha} for uid, sha in out.items()]
+
+
 def write_derived_series(
     volume: Any,
     source: Series,
@@ -369,8 +379,9 @@ def write_derived_series(
     source : Series
     algorithm : AlgorithmInfo
     out : folder, callable or None
-        A folder gets one ``<SOPInstanceUID>.dcm`` per image, written atomically and all or
-        nothing; a callable is called with each dataset; None only returns them.
+        A folder gets one ``<SOPInstanceUID>.dcm`` per image (one file with ``enhanced=True``),
+        written atomically and all or nothing; a callable is called with each dataset; None
+        only returns them.
     series_description : str, optional
         Default ``"<prefix> <source description>"`` (prefix by kind), cut to 64 characters.
     series_number : int, optional
@@ -378,7 +389,15 @@ def write_derived_series(
     spacing : (dz, row, column) in mm, optional
         The derived grid's spacing when it differs from the source's.
     enhanced : bool
-        Enhanced multi-frame objects: not implemented yet (raises NotImplementedError).
+        Write ONE Enhanced CT Image (CT source) or Enhanced MR Image (MR source) object
+        holding every slice as a frame (:mod:`medrecon.dicom.enhanced`), with the same
+        lineage: per-frame Plane Position and Derivation Image functional groups (source
+        image per frame, 121322), shared Pixel Measures, Plane Orientation, Frame VOI LUT and
+        the pixel value transform (CT rescale to HU; MR Real World Value Mapping), and a
+        Multi-frame Dimension indexed by ImagePositionPatient. ImageType and FrameType are
+        ``DERIVED\\PRIMARY\\VOLUME\\NONE`` (Enhanced IODs allow only PRIMARY as value 2).
+        :func:`~medrecon.dicom.read_series` reads the object back. Reconstructions from raw
+        data (ORIGINAL images) are refused with :class:`~medrecon.errors.DicomError`.
     uid_root : str, optional
         UID prefix for the new series and instances (pydicom's by default).
     audit : AuditLog, optional
@@ -387,7 +406,7 @@ def write_derived_series(
     Returns
     -------
     list of pydicom Dataset
-        The derived instances, in slice order.
+        The derived instances, in slice order (one multi-frame instance with ``enhanced``).
 
     Raises
     ------
@@ -396,25 +415,25 @@ def write_derived_series(
     NonFiniteError, DtypeError
         NaN/infinite values; a dtype other than float32/float64.
     DicomError
-        A source that is not CT or MR.
+        A source that is not CT or MR; ``enhanced=True`` for a reconstruction from raw data,
+        or for more pixel data than one object holds (4 GiB).
     """
-    if enhanced:
-        raise NotImplementedError(
-            "enhanced=True (Enhanced CT/MR multi-frame) is not implemented yet; classic "
-            "single-frame objects are written with enhanced=False"
-        )
     try:
-        datasets = _build_series(
+        plan = _plan(
             volume, source, algorithm, series_description, series_number, spacing, uid_root
         )
+        if enhanced:
+            from medrecon.dicom.enhanced import build_enhanced  # it builds on this module
+
+            datasets = [build_enhanced(plan)]
+        else:
+            datasets = _build_series(plan)
         paths = deliver(datasets, out)
     except BaseException as exc:
         if audit is not None:
             audit.append(
                 "write_derived_series",
-                inputs=[
-                    {"uid": s.sop_instance_uid, "sha256": s.pixel_sha256} for s in source.slices
-                ],
+                inputs=_audit_inputs(source),
                 algorithm=algorithm.as_dict(),
                 parameters={"series_description": series_description, "spacing": spacing},
                 status="failed",
@@ -424,7 +443,7 @@ def write_derived_series(
     if audit is not None:
         audit.append(
             "write_derived_series",
-            inputs=[{"uid": s.sop_instance_uid, "sha256": s.pixel_sha256} for s in source.slices],
+            inputs=_audit_inputs(source),
             outputs=[str(ds.SOPInstanceUID) for ds in datasets] + [str(p) for p in paths],
             algorithm=algorithm.as_dict(),
             parameters={
@@ -436,7 +455,69 @@ def write_derived_series(
     return datasets
 
 
-def _build_series(
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Plan:
+    """What every object of one derived series shares, computed and validated once."""
+
+    source: Series
+    algorithm: AlgorithmInfo
+    kind: DerivationKind
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    spacing: tuple[float, float, float]
+    preserved: bool
+    q: _Quantised
+    now: _dt.datetime
+    series_uid: str
+    description: str
+    number: int
+    frame_uid: str
+    #: window settings as written: volume units for CT, stored values for MR
+    windows: tuple[tuple[float, float], ...]
+    uid_root: str | None
+
+    @property
+    def date(self) -> str:
+        return self.now.strftime("%Y%m%d")
+
+    @property
+    def time(self) -> str:
+        return self.now.strftime("%H%M%S.%f")
+
+    def position(self, k: int) -> np.ndarray:
+        """LPS position of slice ``k``: the source slice's own on the same grid."""
+        if self.preserved:  # not the regularised affine's
+            return np.asarray(self.source.positions[k], dtype=np.float64)
+        return index_to_patient(self.affine, [k, 0, 0])
+
+    def position_value(self, k: int) -> list[Any]:
+        """ImagePositionPatient of slice ``k`` as written (the source's values on its grid)."""
+        if self.preserved:
+            written = self.source.headers[k].get("ImagePositionPatient")
+            if written is not None and len(written) == 3:
+                return list(written)
+        return [f"{v:.6f}" for v in self.position(k)]
+
+    @property
+    def slice_thickness(self) -> str:
+        thickness = self.source.slice_thickness if self.preserved else self.spacing[0]
+        return f"{thickness if thickness is not None else self.spacing[0]:.6f}"
+
+    def slice_location(self, k: int) -> Any:
+        location = self.source.headers[k].get("SliceLocation") if self.preserved else None
+        if location not in (None, ""):
+            return location
+        return f"{float(self.position(k) @ self.source.normal):.6f}"
+
+    @property
+    def image_type(self) -> list[str]:
+        """Values 1 and 2 of ImageType / FrameType."""
+        if self.kind is DerivationKind.RECONSTRUCTION:
+            return ["ORIGINAL", "PRIMARY"]
+        return ["DERIVED", "SECONDARY"]
+
+
+def _plan(
     volume: Any,
     source: Series,
     algorithm: AlgorithmInfo,
@@ -444,7 +525,7 @@ def _build_series(
     series_number: int | None,
     spacing: Sequence[float] | None,
     uid_root: str | None,
-) -> list[Dataset]:
+) -> _Plan:
     if not isinstance(source, Series):
         raise TypeError(f"source: expected a Series, got {type(source).__name__}")
     if not isinstance(algorithm, AlgorithmInfo):
@@ -456,17 +537,8 @@ def _build_series(
     affine, sp, preserved = _new_grid(source, shape, spacing)
     kind = DerivationKind(algorithm.kind)
     q = _quantise(values, source.modality)
-    first = source.headers[0]
-    # local time: DA/TM values without TimezoneOffsetFromUTC are local (like the copied study's)
-    now = _dt.datetime.now().astimezone()
-    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
-    series_uid = generate_uid(prefix=uid_root)
     description = series_description or f"{kind.prefix} {source.series_description}".strip()
     number = series_number if series_number is not None else (source.series_number or 0) + 1000
-    sop_class = CT_IMAGE_STORAGE if source.modality == "CT" else MR_IMAGE_STORAGE
-    o = np.asarray(source.orientation, dtype=np.float64)
-    normal = source.normal
-    src_along = source.positions @ normal
     # one frame of reference for the whole series; a source without one gets a UID fixed by
     # the source series, so every series derived from it shares the frame
     frame_uid = source.frame_of_reference_uid or generate_uid(
@@ -478,57 +550,187 @@ def _build_series(
         ],
     )
     windows = list(source.windows or ())
-    if source.modality != "CT":  # no Modality LUT in MR Image: windows apply to stored values
+    if source.modality != "CT":  # no Modality LUT in MR images: windows apply to stored values
         windows = [((c - q.intercept) / q.slope, w / q.slope) for c, w in windows]
+    return _Plan(
+        source=source,
+        algorithm=algorithm,
+        kind=kind,
+        shape=shape,
+        affine=affine,
+        spacing=sp,
+        preserved=preserved,
+        q=q,
+        # local time: DA/TM values without TimezoneOffsetFromUTC are local (like the study's)
+        now=_dt.datetime.now().astimezone(),
+        series_uid=str(generate_uid(prefix=uid_root)),
+        description=description[:64],
+        number=number,
+        frame_uid=str(frame_uid),
+        windows=tuple(windows),
+        uid_root=uid_root,
+    )
+
+
+def _set_identity(ds: Dataset, plan: _Plan) -> None:
+    """Patient, study, frame of reference, series, equipment and creation attributes."""
+    source, algorithm = plan.source, plan.algorithm
+    first = source.headers[0]
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    for kw in (*PATIENT_KEYWORDS, *STUDY_KEYWORDS, *_OTHER_COPY):
+        if kw in first:
+            setattr(ds, kw, first.get(kw))
+    ds.StudyInstanceUID = source.study_instance_uid
+    ds.FrameOfReferenceUID = plan.frame_uid
+    if "PositionReferenceIndicator" not in ds:
+        ds.PositionReferenceIndicator = ""
+    for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
+        if kw not in ds:
+            setattr(ds, kw, "")
+    for kw in ("StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber"):
+        if kw not in ds:
+            setattr(ds, kw, "")
+    copy_deidentification(first, ds)
+    if "Laterality" not in ds:
+        ds.Laterality = ""  # type 2C: empty = unknown (the source does not say)
+    if "PatientPosition" not in ds:
+        ds.PatientPosition = ""  # type 2C for CT/MR: unknown when the source does not say
+    ds.Modality = source.modality
+    ds.SeriesInstanceUID = plan.series_uid
+    ds.SeriesNumber = plan.number
+    ds.SeriesDescription = plan.description
+    ds.SeriesDate, ds.SeriesTime = plan.date, plan.time
+    ds.ContentDate, ds.ContentTime = plan.date, plan.time
+    ds.InstanceCreationDate, ds.InstanceCreationTime = plan.date, plan.time
+    ds.SOPInstanceUID = generate_uid(prefix=plan.uid_root)
+    # general equipment: the software that made these images
+    ds.Manufacturer = algorithm.manufacturer[:64]
+    ds.ManufacturerModelName = (algorithm.model_name or algorithm.name)[:64]
+    ds.SoftwareVersions = [f"medrecon {_version()}", f"{algorithm.name} {algorithm.version}"]
+    if "InstitutionName" in source.equipment:
+        ds.InstitutionName = source.equipment["InstitutionName"]
+
+
+def _derivation_codes(plan: _Plan) -> list[Dataset]:
+    """DerivationCodeSequence items (none for reconstructions from raw data)."""
+    code = plan.kind.code
+    return [] if code is None else [_code_item(code)]
+
+
+def _source_image_items(plan: _Plan, k: int) -> list[Dataset]:
+    """SourceImageSequence of slice ``k``: the source slice it was made from (121322)."""
+    source = plan.source
+    if plan.preserved:
+        refs = [k]
+    else:  # the source slice nearest along the normal
+        along = float(plan.position(k) @ source.normal)
+        refs = [int(np.argmin(np.abs(source.positions @ source.normal - along)))]
+    items = []
+    for r in refs:
+        sl = source.slices[r]
+        item = Dataset()
+        item.ReferencedSOPClassUID = sl.sop_class_uid
+        item.ReferencedSOPInstanceUID = sl.sop_instance_uid
+        if sl.frame_number is not None:  # a frame of a multi-frame source
+            item.ReferencedFrameNumber = sl.frame_number
+        item.PurposeOfReferenceCodeSequence = [_code_item(SOURCE_IMAGE)]
+        item.SpatialLocationsPreserved = "YES" if plan.preserved else "NO"
+        items.append(item)
+    return items
+
+
+def _real_world_value_mapping(plan: _Plan) -> Dataset:
+    """The linear mapping from stored MR values back to the algorithm's floats."""
+    if plan.q.signed:  # pragma: no cover - MR is stored unsigned
+        raise AssertionError("MR output is stored unsigned")
+    rwvm = Dataset()
+    rwvm.LUTLabel = "MEDRECON"
+    rwvm.LUTExplanation = f"{plan.algorithm.name} output values"[:64]
+    rwvm.MeasurementUnitsCodeSequence = [_code_item(mcodes.UCUM_NO_UNITS)]
+    rwvm.RealWorldValueFirstValueMapped = 0
+    rwvm.RealWorldValueLastValueMapped = 65535
+    rwvm.RealWorldValueSlope = plan.q.slope
+    rwvm.RealWorldValueIntercept = plan.q.intercept
+    return rwvm
+
+
+def _set_lineage(ds: Dataset, plan: _Plan) -> None:
+    """Series references, contributing equipment, qualification and lossy-compression flags.
+
+    (The per-image DerivationDescription, codes and source images are placed by the caller:
+    top level in classic images, the Derivation Image functional group in enhanced ones.)
+    """
+    source, algorithm = plan.source, plan.algorithm
+    first = source.headers[0]
+    ds.LossyImageCompression = "01" if source.lossy else "00"
+    if source.lossy:
+        for kw in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):
+            if kw in first:
+                setattr(ds, kw, first.get(kw))
+    code = plan.kind.code
+    if code is not None and code.scheme_designator == mcodes.PRIVATE_SCHEME:
+        ds.CodingSchemeIdentificationSequence = [mcodes.private_scheme_item()]
+    related = Dataset()
+    related.StudyInstanceUID = source.study_instance_uid
+    related.SeriesInstanceUID = source.series_instance_uid
+    related.PurposeOfReferenceCodeSequence = [_code_item(SOURCE_SERIES)]
+    ds.RelatedSeriesSequence = [related]
+    ref_series = Dataset()
+    ref_series.SeriesInstanceUID = source.series_instance_uid
+    inst = []
+    seen: set[str] = set()
+    for sl in source.slices:  # one item per instance (a multi-frame source has one for all)
+        if sl.sop_instance_uid in seen:
+            continue
+        seen.add(sl.sop_instance_uid)
+        i = Dataset()
+        i.ReferencedSOPClassUID = sl.sop_class_uid
+        i.ReferencedSOPInstanceUID = sl.sop_instance_uid
+        inst.append(i)
+    ref_series.ReferencedInstanceSequence = inst
+    ds.ReferencedSeriesSequence = [ref_series]
+    equipment = []
+    scanner = Dataset()
+    scanner.PurposeOfReferenceCodeSequence = [_code_item(ACQUISITION_EQUIPMENT)]
+    # type 1 in a Contributing Equipment item: say UNKNOWN when the source leaves it empty
+    scanner.Manufacturer = source.equipment.get("Manufacturer") or "UNKNOWN"
+    for kw in (
+        "ManufacturerModelName",
+        "DeviceSerialNumber",
+        "SoftwareVersions",
+        "InstitutionName",
+        "StationName",
+    ):
+        if source.equipment.get(kw):
+            setattr(scanner, kw, source.equipment[kw])
+    equipment.append(scanner)
+    proc = Dataset()
+    proc.PurposeOfReferenceCodeSequence = [_code_item(PROCESSING_EQUIPMENT)]
+    proc.Manufacturer = algorithm.manufacturer[:64]
+    proc.ManufacturerModelName = (algorithm.model_name or algorithm.name)[:64]
+    proc.SoftwareVersions = [f"medrecon {_version()}", f"{algorithm.name} {algorithm.version}"]
+    proc.DeviceUID = device_uid(algorithm)
+    proc.ContributionDateTime = plan.now.strftime("%Y%m%d%H%M%S.%f%z")
+    proc.ContributionDescription = f"{plan.kind.prefix}: {algorithm.name} {algorithm.version}"[:64]
+    equipment.append(proc)
+    ds.ContributingEquipmentSequence = equipment
+    ds.ContentQualification = "PRODUCT" if algorithm.clinical else "RESEARCH"
+
+
+def _build_series(plan: _Plan) -> list[Dataset]:
+    """Classic single-frame CT or MR Image objects, one per slice."""
+    source = plan.source
+    first = source.headers[0]
+    shape, sp, q = plan.shape, plan.spacing, plan.q
+    sop_class = CT_IMAGE_STORAGE if source.modality == "CT" else MR_IMAGE_STORAGE
+    o = np.asarray(source.orientation, dtype=np.float64)
     out: list[Dataset] = []
     for k in range(shape[0]):
         ds = Dataset()
-        ds.SpecificCharacterSet = "ISO_IR 192"
-        for kw in (*PATIENT_KEYWORDS, *STUDY_KEYWORDS, *_OTHER_COPY):
-            if kw in first:
-                setattr(ds, kw, first.get(kw))
-        ds.StudyInstanceUID = source.study_instance_uid
-        ds.FrameOfReferenceUID = frame_uid
-        if "PositionReferenceIndicator" not in ds:
-            ds.PositionReferenceIndicator = ""
-        for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
-            if kw not in ds:
-                setattr(ds, kw, "")
-        for kw in (
-            "StudyDate",
-            "StudyTime",
-            "ReferringPhysicianName",
-            "StudyID",
-            "AccessionNumber",
-        ):
-            if kw not in ds:
-                setattr(ds, kw, "")
-        copy_deidentification(first, ds)
-        if "Laterality" not in ds:
-            ds.Laterality = ""  # type 2C: empty = unknown (the source does not say)
-        if "PatientPosition" not in ds:
-            ds.PatientPosition = ""  # type 2C for CT/MR: unknown when the source does not say
-        ds.Modality = source.modality
-        ds.SeriesInstanceUID = series_uid
-        ds.SeriesNumber = number
-        ds.SeriesDescription = description[:64]
-        ds.SeriesDate, ds.SeriesTime = date, time
-        ds.ContentDate, ds.ContentTime = date, time
-        ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+        _set_identity(ds, plan)
         ds.SOPClassUID = sop_class
-        ds.SOPInstanceUID = generate_uid(prefix=uid_root)
         ds.InstanceNumber = k + 1
-        ds.ImageType = (
-            ["ORIGINAL", "PRIMARY", "AXIAL"]
-            if kind is DerivationKind.RECONSTRUCTION
-            else ["DERIVED", "SECONDARY", "AXIAL"]
-        )
-        # general equipment: the software that made these images
-        ds.Manufacturer = algorithm.manufacturer[:64]
-        ds.ManufacturerModelName = (algorithm.model_name or algorithm.name)[:64]
-        ds.SoftwareVersions = [f"medrecon {_version()}", f"{algorithm.name} {algorithm.version}"]
-        if "InstitutionName" in source.equipment:
-            ds.InstitutionName = source.equipment["InstitutionName"]
+        ds.ImageType = [*plan.image_type, "AXIAL"]
         # acquisition attributes of the image module
         for kw in _CT_COPY if source.modality == "CT" else _MR_COPY:
             if kw in first:
@@ -551,18 +753,11 @@ def _build_series(
                 if kw not in ds:
                     setattr(ds, kw, default)
         # geometry
-        # same grid: the source slice's own position (not the regularised affine's)
-        pos = source.positions[k] if preserved else index_to_patient(affine, [k, 0, 0])
-        if preserved:  # the source's values as written, not re-rounded
-            ds.ImagePositionPatient = list(source.headers[k].ImagePositionPatient)
-        else:
-            ds.ImagePositionPatient = [f"{v:.6f}" for v in pos]
+        ds.ImagePositionPatient = plan.position_value(k)
         ds.ImageOrientationPatient = [f"{v:.6f}" for v in o]
         ds.PixelSpacing = [f"{sp[1]:.6f}", f"{sp[2]:.6f}"]
-        thickness = source.slice_thickness if preserved else sp[0]
-        ds.SliceThickness = f"{thickness if thickness is not None else sp[0]:.6f}"
-        location = source.headers[k].get("SliceLocation") if preserved else None
-        ds.SliceLocation = location if location not in (None, "") else f"{float(pos @ normal):.6f}"
+        ds.SliceThickness = plan.slice_thickness
+        ds.SliceLocation = plan.slice_location(k)
         # pixels
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
@@ -576,88 +771,17 @@ def _build_series(
             ds.RescaleIntercept = f"{q.intercept:.10g}"
             ds.RescaleType = "HU"
         else:
-            rwvm = Dataset()
-            rwvm.LUTLabel = "MEDRECON"
-            rwvm.LUTExplanation = f"{algorithm.name} output values"[:64]
-            rwvm.MeasurementUnitsCodeSequence = [_code_item(mcodes.UCUM_NO_UNITS)]
-            if q.signed:  # pragma: no cover - MR is stored unsigned
-                raise AssertionError("MR output is stored unsigned")
-            rwvm.RealWorldValueFirstValueMapped = 0
-            rwvm.RealWorldValueLastValueMapped = 65535
-            rwvm.RealWorldValueSlope = q.slope
-            rwvm.RealWorldValueIntercept = q.intercept
-            ds.RealWorldValueMappingSequence = [rwvm]
-        if windows:
-            ds.WindowCenter = [f"{c:.6g}" for c, _ in windows]
-            ds.WindowWidth = [f"{w:.6g}" for _, w in windows]
+            ds.RealWorldValueMappingSequence = [_real_world_value_mapping(plan)]
+        if plan.windows:
+            ds.WindowCenter = [f"{c:.6g}" for c, _ in plan.windows]
+            ds.WindowWidth = [f"{w:.6g}" for _, w in plan.windows]
         # lineage
-        ds.LossyImageCompression = "01" if source.lossy else "00"
-        if source.lossy:
-            for kw in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):
-                if kw in first:
-                    setattr(ds, kw, first.get(kw))
-        ds.DerivationDescription = _derivation_description(algorithm)
-        code = kind.code
-        if code is not None:
-            ds.DerivationCodeSequence = [_code_item(code)]
-        if code is not None and code.scheme_designator == mcodes.PRIVATE_SCHEME:
-            ds.CodingSchemeIdentificationSequence = [mcodes.private_scheme_item()]
-        if preserved:
-            refs = [k]
-        else:  # the source slices nearest along the normal
-            along = float(pos @ normal)
-            refs = [int(np.argmin(np.abs(src_along - along)))]
-        items = []
-        for r in refs:
-            sl = source.slices[r]
-            item = Dataset()
-            item.ReferencedSOPClassUID = sl.sop_class_uid
-            item.ReferencedSOPInstanceUID = sl.sop_instance_uid
-            item.PurposeOfReferenceCodeSequence = [_code_item(SOURCE_IMAGE)]
-            item.SpatialLocationsPreserved = "YES" if preserved else "NO"
-            items.append(item)
-        ds.SourceImageSequence = items
-        related = Dataset()
-        related.StudyInstanceUID = source.study_instance_uid
-        related.SeriesInstanceUID = source.series_instance_uid
-        related.PurposeOfReferenceCodeSequence = [_code_item(SOURCE_SERIES)]
-        ds.RelatedSeriesSequence = [related]
-        ref_series = Dataset()
-        ref_series.SeriesInstanceUID = source.series_instance_uid
-        inst = []
-        for sl in source.slices:
-            i = Dataset()
-            i.ReferencedSOPClassUID = sl.sop_class_uid
-            i.ReferencedSOPInstanceUID = sl.sop_instance_uid
-            inst.append(i)
-        ref_series.ReferencedInstanceSequence = inst
-        ds.ReferencedSeriesSequence = [ref_series]
-        equipment = []
-        scanner = Dataset()
-        scanner.PurposeOfReferenceCodeSequence = [_code_item(ACQUISITION_EQUIPMENT)]
-        # type 1 in a Contributing Equipment item: say UNKNOWN when the source leaves it empty
-        scanner.Manufacturer = source.equipment.get("Manufacturer") or "UNKNOWN"
-        for kw in (
-            "ManufacturerModelName",
-            "DeviceSerialNumber",
-            "SoftwareVersions",
-            "InstitutionName",
-            "StationName",
-        ):
-            if source.equipment.get(kw):
-                setattr(scanner, kw, source.equipment[kw])
-        equipment.append(scanner)
-        proc = Dataset()
-        proc.PurposeOfReferenceCodeSequence = [_code_item(PROCESSING_EQUIPMENT)]
-        proc.Manufacturer = algorithm.manufacturer[:64]
-        proc.ManufacturerModelName = (algorithm.model_name or algorithm.name)[:64]
-        proc.SoftwareVersions = ds.SoftwareVersions
-        proc.DeviceUID = device_uid(algorithm)
-        proc.ContributionDateTime = now.strftime("%Y%m%d%H%M%S.%f%z")
-        proc.ContributionDescription = f"{kind.prefix}: {algorithm.name} {algorithm.version}"[:64]
-        equipment.append(proc)
-        ds.ContributingEquipmentSequence = equipment
-        ds.ContentQualification = "PRODUCT" if algorithm.clinical else "RESEARCH"
+        ds.DerivationDescription = _derivation_description(plan.algorithm)
+        codes = _derivation_codes(plan)
+        if codes:
+            ds.DerivationCodeSequence = codes
+        ds.SourceImageSequence = _source_image_items(plan, k)
+        _set_lineage(ds, plan)
         ds.file_meta = file_meta(ds)
         out.append(ds)
     return out

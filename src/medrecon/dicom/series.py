@@ -1,12 +1,14 @@
 """Reading DICOM image series into volumes with their geometry and identifying metadata.
 
-:func:`read_series` turns one series of single-frame CT or MR images (files, folders or pydicom
-datasets) into a :class:`Series`: a float32 volume ``(slices, rows, columns)`` in physical units
-(CT in HU through RescaleSlope/RescaleIntercept; MR as stored, rescaled when a slope is given),
-slices sorted by their position along the slice normal, the spacing, the orientation, and the
-affine from voxel indices to the patient frame (LPS, mm). The source datasets' headers (without
-pixel data) and the SHA-256 of every source instance's pixel data travel with the volume, so
-derived series can name exactly what they came from.
+:func:`read_series` turns one series of CT or MR images (files, folders or pydicom datasets:
+classic single-frame objects, or Enhanced CT/MR multi-frame objects whose frames are read
+through their functional groups) into a :class:`Series`: a float32 volume
+``(slices, rows, columns)`` in physical units (CT in HU through RescaleSlope/RescaleIntercept;
+MR as stored, rescaled when a slope is given), slices (frames) sorted by their position along
+the slice normal, the spacing, the orientation, and the affine from voxel indices to the patient
+frame (LPS, mm). The source datasets' headers (without pixel data) and the SHA-256 of every
+source instance's pixel data travel with the volume, so derived series can name exactly what
+they came from.
 
 Reading is tolerant: a folder holding several series is split by SeriesInstanceUID
 (:func:`read_all_series`); files that are not DICOM are skipped there. What cannot be read into a
@@ -97,7 +99,10 @@ class SliceInfo:
     position : tuple of 3 float
         ImagePositionPatient (LPS, mm): the centre of the first transmitted pixel.
     pixel_sha256 : str
-        SHA-256 (hex) of the instance's PixelData bytes as stored.
+        SHA-256 (hex) of the instance's PixelData bytes as stored (of the whole instance for
+        a frame of a multi-frame object).
+    frame_number : int or None
+        The frame (from 1) in a multi-frame instance; None for a single-frame instance.
     """
 
     path: str | None
@@ -106,6 +111,7 @@ class SliceInfo:
     instance_number: int | None
     position: tuple[float, float, float]
     pixel_sha256: str
+    frame_number: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -140,10 +146,13 @@ class Series:
     lossy : bool
         LossyImageCompression was "01" in any source instance.
     slices : tuple of SliceInfo
-        The source instances in volume order.
+        The source instances in volume order (one per frame of a multi-frame instance).
     headers : tuple of pydicom Dataset
         The source datasets without pixel data, in volume order (copies: changing them does
-        not change the files).
+        not change the files). For a frame of a multi-frame instance: the instance's
+        attributes without the functional group sequences, with the frame's geometry, pixel
+        value transformation, window and real world value mapping at the top level, as a
+        single-frame image would hold them.
     """
 
     volume: np.ndarray
@@ -290,48 +299,144 @@ def _is_image(ds: Dataset) -> bool:
     return "SeriesInstanceUID" in ds and "Rows" in ds and "Columns" in ds
 
 
-def _float_tuple(ds: Dataset, keyword: str, n: int) -> tuple[float, ...]:
+def _float_tuple(ds: Dataset, keyword: str, n: int, name: str | None = None) -> tuple[float, ...]:
+    name = name or _name(ds)
     value = ds.get(keyword)
     if value is None:
-        raise InconsistentSeriesError(f"{_name(ds)}: {keyword} is missing")
+        raise InconsistentSeriesError(f"{name}: {keyword} is missing")
     try:
         out = tuple(float(v) for v in value)
     except (TypeError, ValueError) as exc:
-        raise InconsistentSeriesError(f"{_name(ds)}: {keyword} is not numeric: {value!r}") from exc
+        raise InconsistentSeriesError(f"{name}: {keyword} is not numeric: {value!r}") from exc
     if len(out) != n:
-        raise InconsistentSeriesError(f"{_name(ds)}: {keyword} has {len(out)} values, not {n}")
+        raise InconsistentSeriesError(f"{name}: {keyword} has {len(out)} values, not {n}")
     return out
 
 
-def _pixels(ds: Dataset) -> np.ndarray:
-    """The slice's values in physical units (float64)."""
+#: functional groups (PS3.3 C.7.6.16) whose one item's attributes a frame's header holds at the
+#: top level, as a single-frame image would
+_FLATTENED_GROUPS = (
+    "PlanePositionSequence",
+    "PlaneOrientationSequence",
+    "PixelMeasuresSequence",
+    "PixelValueTransformationSequence",
+    "FrameVOILUTSequence",
+)
+#: SharedFunctionalGroupsSequence, PerFrameFunctionalGroupsSequence, PixelData
+_NOT_IN_FRAME_HEADERS = (0x52009229, 0x52009230, 0x7FE00010)
+
+
+def _is_multiframe(ds: Dataset) -> bool:
+    return "PerFrameFunctionalGroupsSequence" in ds or str(ds.get("NumberOfFrames", "1")) not in (
+        "1",
+        "",
+        "None",
+    )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Frame:
+    """One slice to read: a single-frame instance, or one frame of a multi-frame instance."""
+
+    ds: Dataset  # the instance
+    header: Dataset  # the instance itself, or the frame's flattened header (a copy)
+    number: int | None  # the frame (from 1) of a multi-frame instance
+
+    @property
+    def name(self) -> str:
+        return _name(self.ds) if self.number is None else f"{_name(self.ds)} frame {self.number}"
+
+
+def _frames(ds: Dataset) -> list[_Frame]:
+    """The slices of one instance: itself, or every frame through its functional groups."""
+    if not _is_multiframe(ds):
+        return [_Frame(ds, ds, None)]
+    value = ds.get("NumberOfFrames")
+    try:
+        n = int(value)
+    except (TypeError, ValueError) as exc:
+        raise InconsistentSeriesError(
+            f"{_name(ds)}: NumberOfFrames is missing or not a number ({value!r})"
+        ) from exc
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is None:
+        raise DicomError(
+            f"{_name(ds)}: multi-frame image ({n} frames) without functional groups; "
+            "read_series reads single-frame and Enhanced (functional group) multi-frame images"
+        )
+    if n < 1 or len(per_frame) != n:
+        raise InconsistentSeriesError(
+            f"{_name(ds)}: NumberOfFrames is {n}, but PerFrameFunctionalGroupsSequence has "
+            f"{len(per_frame)} items"
+        )
+    shared_seq = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq else Dataset()
+    base = [copy.deepcopy(e) for e in ds if e.tag not in _NOT_IN_FRAME_HEADERS]
+    frames = []
+    for number, item in enumerate(per_frame, start=1):
+        header = Dataset()
+        for elem in base:  # shared by the frames' headers (copies of the file's)
+            header.add(elem)
+        header.NumberOfFrames = 1
+        for keyword in _FLATTENED_GROUPS:
+            seq = item.get(keyword) or shared.get(keyword)  # per-frame first, then shared
+            if seq:
+                for elem in seq[0]:
+                    header.add(copy.deepcopy(elem))
+        rwvm = item.get("RealWorldValueMappingSequence") or shared.get(
+            "RealWorldValueMappingSequence"
+        )
+        if rwvm:
+            header.RealWorldValueMappingSequence = copy.deepcopy(rwvm)
+        frames.append(_Frame(ds, header, number))
+    return frames
+
+
+def _instance_pixels(ds: Dataset) -> np.ndarray:
+    """The instance's stored values, shape (frames, rows, columns)."""
     if "PixelData" not in ds:
         raise MissingPixelDataError(f"{_name(ds)}: no PixelData")
-    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
-        raise DicomError(
-            f"{_name(ds)}: multi-frame images ({ds.NumberOfFrames} frames) are not read by "
-            "read_series (single-frame series only)"
-        )
     try:
         arr = ds.pixel_array
     except Exception as exc:  # decoder missing, truncated pixel data
         raise MissingPixelDataError(
             f"{_name(ds)}: pixel data cannot be decoded ({type(exc).__name__}: {exc})"
         ) from exc
-    if arr.shape != (int(ds.Rows), int(ds.Columns)):
-        raise DicomError(f"{_name(ds)}: pixel array {arr.shape} is not Rows x Columns")
-    rwvm = _real_world_mapping(ds)
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    size = (int(ds.Rows), int(ds.Columns))
+    if arr.shape == size and n == 1:
+        return np.asarray(arr)[None]
+    if arr.shape != (n, *size):
+        raise DicomError(
+            f"{_name(ds)}: pixel array {arr.shape} is not NumberOfFrames x Rows x Columns "
+            f"{(n, *size)}"
+        )
+    return np.asarray(arr)
+
+
+def _pixels(frame: _Frame, stored: np.ndarray) -> np.ndarray:
+    """The slice's values in physical units (float64) from its stored values."""
+    h = frame.header
+    rwvm = _real_world_mapping(h)
     if rwvm is not None:
         slope, intercept = rwvm
     else:
-        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    return np.asarray(arr, dtype=np.float64) * slope + intercept
+        slope = float(h.get("RescaleSlope", 1.0) or 1.0)
+        intercept = float(h.get("RescaleIntercept", 0.0) or 0.0)
+    return np.asarray(stored, dtype=np.float64) * slope + intercept
 
 
 def _real_world_mapping(ds: Dataset) -> tuple[float, float] | None:
-    """(slope, intercept) of a linear Real World Value Mapping of an MR image, if any."""
-    if str(ds.get("Modality", "")) != "MR" or "RescaleSlope" in ds:
+    """(slope, intercept) of a linear Real World Value Mapping of an MR image, if any.
+
+    Not where a (non-identity) rescale is given: the rescaled values are the volume's then.
+    """
+    if str(ds.get("Modality", "")) != "MR":
+        return None
+    if "RescaleSlope" in ds and (
+        float(ds.get("RescaleSlope") or 1.0),
+        float(ds.get("RescaleIntercept") or 0.0),
+    ) != (1.0, 0.0):
         return None
     seq = ds.get("RealWorldValueMappingSequence")
     if not seq or "RealWorldValueSlope" not in seq[0]:
@@ -375,55 +480,57 @@ def _windows(ds: Dataset) -> tuple[tuple[float, float], ...] | None:
 
 def _build(datasets: list[Dataset]) -> Series:
     """One series from its instances (already grouped by SeriesInstanceUID)."""
-    first = datasets[0]
+    frames = [frame for ds in datasets for frame in _frames(ds)]
+    first = frames[0].header
     modalities = {str(ds.get("Modality", "")) for ds in datasets}
     if len(modalities) != 1:
         raise InconsistentSeriesError(
             f"series {first.SeriesInstanceUID}: mixed modalities {sorted(modalities)}"
         )
     modality = modalities.pop()
-    orient = np.array(_float_tuple(first, "ImageOrientationPatient", 6))
-    for ds in datasets[1:]:
-        o = np.array(_float_tuple(ds, "ImageOrientationPatient", 6))
+    orient = np.array(_float_tuple(first, "ImageOrientationPatient", 6, frames[0].name))
+    for fr in frames[1:]:
+        o = np.array(_float_tuple(fr.header, "ImageOrientationPatient", 6, fr.name))
         if not np.allclose(o, orient, atol=_ORIENT_ATOL):
             raise InconsistentSeriesError(
-                f"{_name(ds)}: ImageOrientationPatient {o.tolist()} differs from the series' "
+                f"{fr.name}: ImageOrientationPatient {o.tolist()} differs from the series' "
                 f"{orient.tolist()}"
             )
     size = (int(first.Rows), int(first.Columns))
-    for ds in datasets[1:]:
+    for ds in datasets:
         if (int(ds.Rows), int(ds.Columns)) != size:
             raise InconsistentSeriesError(
                 f"{_name(ds)}: {ds.Rows} x {ds.Columns} pixels, the series has "
                 f"{size[0]} x {size[1]}"
             )
-    row_sp, col_sp = _float_tuple(first, "PixelSpacing", 2)
-    for ds in datasets[1:]:
-        if not np.allclose(_float_tuple(ds, "PixelSpacing", 2), (row_sp, col_sp), rtol=1e-4):
-            raise InconsistentSeriesError(f"{_name(ds)}: PixelSpacing differs within the series")
+    row_sp, col_sp = _float_tuple(first, "PixelSpacing", 2, frames[0].name)
+    for fr in frames[1:]:
+        spacing_ = _float_tuple(fr.header, "PixelSpacing", 2, fr.name)
+        if not np.allclose(spacing_, (row_sp, col_sp), rtol=1e-4):
+            raise InconsistentSeriesError(f"{fr.name}: PixelSpacing differs within the series")
     normal = np.cross(orient[:3], orient[3:])
-    pos = np.array([_float_tuple(ds, "ImagePositionPatient", 3) for ds in datasets])
+    pos = np.array([_float_tuple(fr.header, "ImagePositionPatient", 3, fr.name) for fr in frames])
     along = pos @ normal
     order = np.argsort(along, kind="stable")
-    datasets = [datasets[i] for i in order]
+    frames = [frames[i] for i in order]
     pos, along = pos[order], along[order]
     thickness = first.get("SliceThickness")
     thickness_f = float(thickness) if thickness not in (None, "") else None
-    if len(datasets) > 1:
+    if len(frames) > 1:
         steps = np.diff(along)
         if np.any(steps <= 1e-6):
             k = int(np.argmin(steps))
             raise InconsistentSeriesError(
-                f"{_name(datasets[k + 1])}: same position along the normal as "
-                f"{_name(datasets[k])} (duplicate slice)"
+                f"{frames[k + 1].name}: same position along the normal as "
+                f"{frames[k].name} (duplicate slice)"
             )
         dz = float(np.median(steps))
         bad = np.flatnonzero(np.abs(steps - dz) > _SPACING_RTOL * dz)
         if bad.size:
             k = int(bad[0])
             raise InconsistentSeriesError(
-                f"uneven slice spacing: {steps[k]:.4g} mm between {_name(datasets[k])} and "
-                f"{_name(datasets[k + 1])}, {dz:.4g} mm elsewhere (a missing slice?)"
+                f"uneven slice spacing: {steps[k]:.4g} mm between {frames[k].name} and "
+                f"{frames[k + 1].name}, {dz:.4g} mm elsewhere (a missing slice?)"
             )
         # positions must lie on the line through the first one along the normal
         off = pos - pos[0] - np.outer(along - along[0], normal)
@@ -433,20 +540,27 @@ def _build(datasets: list[Dataset]) -> Series:
             )
     else:
         dz = thickness_f if thickness_f else 1.0
-    volume = np.stack([_pixels(ds) for ds in datasets]).astype(np.float32)
+    # each instance decoded and hashed once, however many frames it holds
+    stored = {id(ds): _instance_pixels(ds) for ds in datasets}
+    hashes = {id(ds): pixel_data_sha256(ds) for ds in datasets}
+    volume = np.stack(
+        [_pixels(fr, stored[id(fr.ds)][(fr.number or 1) - 1]) for fr in frames]
+    ).astype(np.float32)
     slices = tuple(
         SliceInfo(
-            path=str(getattr(ds, "filename", None)) if getattr(ds, "filename", None) else None,
-            sop_instance_uid=str(ds.SOPInstanceUID),
-            sop_class_uid=str(ds.SOPClassUID),
-            instance_number=int(ds.InstanceNumber) if ds.get("InstanceNumber") else None,
+            path=str(fr.ds.filename) if getattr(fr.ds, "filename", None) else None,
+            sop_instance_uid=str(fr.ds.SOPInstanceUID),
+            sop_class_uid=str(fr.ds.SOPClassUID),
+            instance_number=int(fr.ds.InstanceNumber) if fr.ds.get("InstanceNumber") else None,
             position=(float(p[0]), float(p[1]), float(p[2])),
-            pixel_sha256=pixel_data_sha256(ds),
+            pixel_sha256=hashes[id(fr.ds)],
+            frame_number=fr.number,
         )
-        for ds, p in zip(datasets, pos, strict=True)
+        for fr, p in zip(frames, pos, strict=True)
     )
     spacing = (dz, float(row_sp), float(col_sp))
     number = first.get("SeriesNumber")
+    sorted_first = [frames[0].header]
     return Series(
         volume=volume,
         modality=modality,
@@ -463,13 +577,13 @@ def _build(datasets: list[Dataset]) -> Series:
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")),
         series_description=str(first.get("SeriesDescription", "")),
         series_number=int(number) if number not in (None, "") else None,
-        patient=_common(datasets, PATIENT_KEYWORDS),
-        study=_common(datasets, STUDY_KEYWORDS),
-        equipment=_common(datasets, EQUIPMENT_KEYWORDS),
+        patient=_common(sorted_first, PATIENT_KEYWORDS),
+        study=_common(sorted_first, STUDY_KEYWORDS),
+        equipment=_common(sorted_first, EQUIPMENT_KEYWORDS),
         windows=_windows(first),
         lossy=any(str(ds.get("LossyImageCompression", "00")) == "01" for ds in datasets),
         slices=slices,
-        headers=tuple(_header(ds) for ds in datasets),
+        headers=tuple(_header(fr.ds) if fr.number is None else fr.header for fr in frames),
     )
 
 
