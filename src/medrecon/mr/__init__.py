@@ -5,7 +5,12 @@
 * :mod:`medrecon.mr.masks`: fastMRI-compatible :func:`random_mask` and
   :func:`equispaced_mask`;
 * :mod:`medrecon.mr.sense`: the encoding operator :class:`SenseOperator` and
-  :func:`sense_recon` (CG-SENSE).
+  :func:`sense_recon` (CG-SENSE);
+* :mod:`medrecon.mr.nufft` / :mod:`medrecon.mr.trajectories`: non-Cartesian NUFFT
+  (FINUFFT on the CPU, cuFINUFFT on CUDA tensors), the Toeplitz normal operator, CG-NUFFT-SENSE,
+  radial, spiral and Poisson-disc sampling, Pipe and ramp density compensation;
+* :mod:`medrecon.mr.simulate`: a tissue-labelled head phantom, birdcage coil maps and noisy
+  multi-coil k-space.
 
 k-space layout: ``(coils, ky, kx)`` or ``(slices, coils, ky, kx)``, DC at the
 centre of the grid.
@@ -15,17 +20,41 @@ from __future__ import annotations
 
 from medrecon.mr.fft import fft2c, fftnc, ifft2c, ifftnc, rss
 from medrecon.mr.masks import center_lines, equispaced_mask, random_mask
+# the differentiable functions nufft/nufft_adjoint stay in medrecon.mr.nufft: exporting a
+# function named like its module would shadow the module (import medrecon.mr.nufft as m)
+from medrecon.mr.nufft import NufftOperator, ToeplitzNormal, nufft_sense_recon
 from medrecon.mr.sense import SenseOperator, sense_recon
+from medrecon.mr.simulate import birdcage_maps, brain_phantom, simulate_kspace
+from medrecon.mr.trajectories import (
+    GOLDEN_ANGLE,
+    pipe_dcf,
+    poisson_disc_mask,
+    radial,
+    ramp_dcf,
+    spiral,
+)
 
 __all__ = [
+    "GOLDEN_ANGLE",
+    "NufftOperator",
     "SenseOperator",
+    "ToeplitzNormal",
+    "birdcage_maps",
+    "brain_phantom",
     "center_lines",
     "equispaced_mask",
     "fft2c",
     "fftnc",
     "ifft2c",
     "ifftnc",
+    "nufft_sense_recon",
+    "pipe_dcf",
+    "poisson_disc_mask",
+    "radial",
+    "ramp_dcf",
     "random_mask",
     "rss",
     "sense_recon",
+    "simulate_kspace",
+    "spiral",
 ]
