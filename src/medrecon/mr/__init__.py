@@ -8,7 +8,9 @@
   :func:`sense_recon` (CG-SENSE);
 * :mod:`medrecon.mr.nufft` / :mod:`medrecon.mr.trajectories`: non-Cartesian NUFFT
   (FINUFFT on the CPU, cuFINUFFT on CUDA tensors), the Toeplitz normal operator, CG-NUFFT-SENSE,
-  radial, spiral and Poisson-disc sampling, Pipe and ramp density compensation;
+  radial, spiral and Poisson-disc sampling, Pipe and ramp density compensation (the
+  differentiable functions ``nufft``/``nufft_adjoint`` are not re-exported here: a function
+  named like its module would shadow the module);
 * :mod:`medrecon.mr.simulate`: a tissue-labelled head phantom, birdcage coil maps and noisy
   multi-coil k-space.
 
@@ -20,8 +22,6 @@ from __future__ import annotations
 
 from medrecon.mr.fft import fft2c, fftnc, ifft2c, ifftnc, rss
 from medrecon.mr.masks import center_lines, equispaced_mask, random_mask
-# the differentiable functions nufft/nufft_adjoint stay in medrecon.mr.nufft: exporting a
-# function named like its module would shadow the module (import medrecon.mr.nufft as m)
 from medrecon.mr.nufft import NufftOperator, ToeplitzNormal, nufft_sense_recon
 from medrecon.mr.sense import SenseOperator, sense_recon
 from medrecon.mr.simulate import birdcage_maps, brain_phantom, simulate_kspace
