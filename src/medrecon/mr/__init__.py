@@ -6,6 +6,10 @@
   :func:`equispaced_mask`;
 * :mod:`medrecon.mr.sense`: the encoding operator :class:`SenseOperator` and
   :func:`sense_recon` (CG-SENSE);
+* :mod:`medrecon.mr.espirit`: :func:`espirit` coil maps (ESPIRiT), :func:`calibration_region`,
+  :func:`auto_calib_size`;
+* :mod:`medrecon.mr.grappa`: :func:`grappa` for 1D Cartesian undersampling along the last
+  axis, :func:`acs_from_mask`;
 * :mod:`medrecon.mr.nufft` / :mod:`medrecon.mr.trajectories`: non-Cartesian NUFFT
   (FINUFFT on the CPU, cuFINUFFT on CUDA tensors), the Toeplitz normal operator, CG-NUFFT-SENSE,
   radial, spiral and Poisson-disc sampling, Pipe and ramp density compensation (the
@@ -20,7 +24,9 @@ centre of the grid.
 
 from __future__ import annotations
 
+from medrecon.mr.espirit import PhaseReference, auto_calib_size, calibration_region, espirit
 from medrecon.mr.fft import fft2c, fftnc, ifft2c, ifftnc, rss
+from medrecon.mr.grappa import acs_from_mask, grappa
 from medrecon.mr.masks import center_lines, equispaced_mask, random_mask
 from medrecon.mr.nufft import NufftOperator, ToeplitzNormal, nufft_sense_recon
 from medrecon.mr.sense import SenseOperator, sense_recon
@@ -37,14 +43,20 @@ from medrecon.mr.trajectories import (
 __all__ = [
     "GOLDEN_ANGLE",
     "NufftOperator",
+    "PhaseReference",
     "SenseOperator",
     "ToeplitzNormal",
+    "acs_from_mask",
+    "auto_calib_size",
     "birdcage_maps",
     "brain_phantom",
+    "calibration_region",
     "center_lines",
     "equispaced_mask",
+    "espirit",
     "fft2c",
     "fftnc",
+    "grappa",
     "ifft2c",
     "ifftnc",
     "nufft_sense_recon",
