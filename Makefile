@@ -25,7 +25,7 @@ TEST_STAMP = $(VENV)/.medrecon-test.stamp
 # Directories that exist are linted; missing ones are skipped (git keeps no empty folders).
 LINT_DIRS = src tests benchmarks examples
 
-.PHONY: all venv demo test lint pytest format versions clean distclean
+.PHONY: all venv demo test lint pytest format versions kernels-check clean distclean
 
 all: test
 
@@ -86,3 +86,8 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# compile every CUDA kernel to PTX (syntax and type check; needs nvcc, no GPU)
+kernels-check:
+	for a in sm_80 sm_90; do for f in kernels/*.cu; do \
+		nvcc --ptx -I kernels -arch=$$a $$f -o /dev/null || exit 1; done; done
