@@ -15,6 +15,7 @@ __all__ = [
     "DtypeError",
     "GeometryError",
     "InconsistentSeriesError",
+    "MRFileError",
     "MedreconError",
     "MetalTraceError",
     "MissingPixelDataError",
@@ -89,6 +90,11 @@ class MissingPixelDataError(DicomError):
 class InconsistentSeriesError(DicomError):
     """Instances that do not form one volume: mixed modality, orientation, size or spacing,
     duplicate or missing slices."""
+
+
+class MRFileError(MedreconError, ValueError):
+    """An MR raw-data file (fastMRI HDF5, ISMRMRD, BART .cfl/.hdr) that exists but cannot be
+    read as that format (the message names the file)."""
 
 
 class SendError(MedreconError, ConnectionError):
