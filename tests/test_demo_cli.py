@@ -16,7 +16,7 @@ from medrecon.cli import app
 from medrecon.demo import demo_lambda, run_demo
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-FILES = ["ct_panel.png", "mar_panel.png", "metrics.json", "report.md"]
+FILES = ["ct_panel.png", "mar_panel.png", "metrics.json", "mr_panel.png", "report.md"]
 RECONS = ("fbp_normal_dose", "fbp_low_dose", "tv_low_dose")
 SMALL = ["--size", "64", "--views", "90", "--iters", "20"]
 
@@ -32,7 +32,7 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, result.output
 
 
-def test_demo_writes_only_its_four_files(cli_run: tuple[Path, str]) -> None:
+def test_demo_writes_only_its_files(cli_run: tuple[Path, str]) -> None:
     out, output = cli_run
     root = out.parent.parent
     written = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
@@ -50,7 +50,7 @@ def test_demo_writes_only_its_four_files(cli_run: tuple[Path, str]) -> None:
     assert "PSNR" in output and "SSIM" in output
 
 
-@pytest.mark.parametrize("name", ["ct_panel.png", "mar_panel.png"])
+@pytest.mark.parametrize("name", ["ct_panel.png", "mar_panel.png", "mr_panel.png"])
 def test_panels_are_valid_pngs(cli_run: tuple[Path, str], name: str) -> None:
     png = cli_run[0] / name
     assert png.read_bytes()[:8] == PNG_SIGNATURE
@@ -72,6 +72,26 @@ def test_metal_case_is_measured_and_ordered(cli_run: tuple[Path, str]) -> None:
     assert nm["psnr_db"] > li["psnr_db"] > unc["psnr_db"] and nm["psnr_db"] > unc["psnr_db"] + 2
     assert nm["streak_index_hu"] < 0.5 * unc["streak_index_hu"]
     assert li["streak_index_hu"] < 0.5 * unc["streak_index_hu"]
+
+
+def test_mr_case_is_measured_and_ordered(cli_run: tuple[Path, str]) -> None:
+    mr = json.loads((cli_run[0] / "metrics.json").read_text())["mr"]
+    acq = mr["acquisition"]
+    assert acq["coils"] == 8 and acq["acceleration"] == 4
+    # 64 x 64: 12 calibration lines plus random lines, about a quarter of all lines
+    assert mr["phantom"]["shape"] == [64, 64] and mr["calibration"]["calib"] == [24, 12]
+    assert 0.2 <= acq["sampled_fraction"] <= 0.3
+    rec = mr["reconstructions"]
+    assert set(rec) == {"zero_filled", "sense", "cs_wavelet"}
+    zf, sense, cs = rec["zero_filled"], rec["sense"], rec["cs_wavelet"]
+    # compressed sensing beats SENSE, which beats zero-filling, in NRMSE and SSIM
+    assert cs["nrmse"] < 0.8 * sense["nrmse"] and sense["nrmse"] < zf["nrmse"]
+    assert cs["ssim"] > sense["ssim"] > zf["ssim"]
+    # SENSE and CS fit the acquired lines down to the noise; zero-filling does not
+    floor = mr["noise_floor"]
+    assert 0.0 < floor < 0.1
+    assert sense["data_consistency"] < 1.1 * floor and cs["data_consistency"] < 1.1 * floor
+    assert zf["data_consistency"] > 1.2 * floor
 
 
 def test_metrics_json_is_complete_and_sane(cli_run: tuple[Path, str]) -> None:
@@ -124,6 +144,10 @@ def test_report_states_the_metrics(cli_run: tuple[Path, str]) -> None:
     for r in m["mar"]["reconstructions"].values():
         assert f"| {r['label']} | {r['psnr_db']:.2f} | {r['ssim']:.4f} |" in report
         assert f"{r['streak_index_hu']:.1f}" in report
+    assert "Accelerated multi-coil MR" in report and "mr_panel.png" in report
+    for r in m["mr"]["reconstructions"].values():
+        row = f"| {r['label']} | {r['nrmse']:.4f} | {r['psnr_db']:.2f} | {r['ssim']:.4f} |"
+        assert row in report
 
 
 def test_run_demo_is_reproducible_and_replaces_files(tmp_path: Path) -> None:

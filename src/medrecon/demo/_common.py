@@ -40,8 +40,10 @@ def _panel_png(
     volume: VolumeGeometry,
     suptitle: str,
     window: tuple[float, float],
+    *,
+    unit: str = "HU",
 ) -> bytes:
-    """A 1 x n figure (HU, one ``(width, level)`` window) as PNG bytes; pyplot is untouched."""
+    """A 1 x n figure (one ``(width, level)`` window in ``unit``) as PNG bytes; pyplot untouched."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -66,7 +68,7 @@ def _panel_png(
         ax.set_xlabel("x (mm)")
         if k == 0:
             ax.set_ylabel("y (mm)")
-    fig.colorbar(shown[-1], ax=list(axes), shrink=0.8, label="HU", pad=0.01)
+    fig.colorbar(shown[-1], ax=list(axes), shrink=0.8, label=unit, pad=0.01)
     fig.suptitle(suptitle, fontsize=12)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
