@@ -63,8 +63,10 @@ lint: $(TEST_STAMP)
 
 # pytest's exit code 5 means it collected no test: that is a failure too.
 # When MEDRECON_PYTEST_RC_FILE is set (by .ci/run), pytest's exit code is written there.
+# OpenBLAS runs single-threaded unless the caller says otherwise: the MR tests' small batched
+# eigen/least-squares problems ran 1.5-4x slower with OpenBLAS threads fighting numba's on 2 cores.
 pytest: $(TEST_STAMP)
-	@rc=0; $(BIN)/pytest $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} $(BIN)/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ -n "$${MEDRECON_PYTEST_RC_FILE:-}" ]; then echo "$$rc" > "$$MEDRECON_PYTEST_RC_FILE"; fi; \
 	if [ "$$rc" -eq 5 ]; then echo "error: pytest collected no tests (exit code 5); counting that as a failure" >&2; exit 1; fi; \
 	exit $$rc
