@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -131,3 +134,26 @@ def test_errors() -> None:
         equispaced_mask((16,), 0.5, 4, seed=0)
     with pytest.raises(ValueError, match="integer"):
         equispaced_mask((16,), 0.1, 2.5, match_fraction=False, seed=0)
+
+
+_FASTMRI = json.loads((Path(__file__).parent / "data" / "fastmri_masks.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "case",
+    _FASTMRI["cases"],
+    ids=lambda c: "-".join(
+        str(c[k]) for k in ("kind", "num_cols", "center_fraction", "acceleration", "seed")
+    ),
+)
+def test_identical_to_fastmri_reference_masks(case: dict) -> None:  # type: ignore[type-arg]
+    """Masks recorded from fastMRI 0.3.0's own mask functions (tests/data/fastmri_masks.json)."""
+    shape = (15, 640, case["num_cols"])  # (coils, readout, phase encode): lines on the last axis
+    args = (shape, case["center_fraction"], case["acceleration"])
+    if case["kind"] == "random":
+        m = random_mask(*args, seed=case["seed"])
+    else:
+        fraction = case["kind"] == "equispaced_fraction"
+        m = equispaced_mask(*args, seed=case["seed"], match_fraction=fraction)
+    assert _lines(m) == case["lines"]
+    assert center_lines(case["num_cols"], case["center_fraction"])[1] == case["num_low"]
