@@ -23,7 +23,7 @@ from medrecon._array import is_torch, like, split_batch, to_numpy
 from medrecon.errors import DtypeError, NotDifferentiableError, ShapeError
 from medrecon.linop import LinearOperator, _Adjoint
 
-__all__ = ["ComplexOperator", "conjugate_gradient"]
+__all__ = ["ComplexOperator", "check_solver_args", "conjugate_gradient"]
 
 _COMPLEX: dict[np.dtype, np.dtype] = {
     np.dtype(np.float32): np.dtype(np.complex64),
@@ -144,3 +144,22 @@ def conjugate_gradient(
             rs = rs_new
             bar.update(1)
     return x
+
+
+def check_solver_args(lam: Any, n_iter: Any, tol: Any) -> tuple[float, int, float]:
+    """Validate the common solver arguments: ``lam >= 0``, integer ``n_iter >= 0``, ``tol >= 0``.
+
+    Returns ``(lam, n_iter, tol)`` as ``(float, int, float)``; raises ``ValueError`` naming the
+    argument otherwise.
+    """
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int | np.integer) or n_iter < 0:
+        raise ValueError(f"n_iter: expected an integer >= 0, got {n_iter!r}")
+    try:
+        lam_f, tol_f = float(lam), float(tol)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"lam, tol: expected real numbers, got {lam!r}, {tol!r}") from exc
+    if not (math.isfinite(lam_f) and lam_f >= 0):
+        raise ValueError(f"lam: expected a finite number >= 0, got {lam!r}")
+    if not (math.isfinite(tol_f) and tol_f >= 0):
+        raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
+    return lam_f, int(n_iter), tol_f

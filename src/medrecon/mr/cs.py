@@ -43,7 +43,7 @@ import numpy.typing as npt
 
 from medrecon._array import is_torch, like, split_batch, to_numpy
 from medrecon.errors import ShapeError
-from medrecon.mr._linop import ComplexOperator, conjugate_gradient
+from medrecon.mr._linop import ComplexOperator, check_solver_args, conjugate_gradient
 from medrecon.mr.sense import SenseOperator
 
 __all__ = [
@@ -353,20 +353,6 @@ def _relative_change(new: np.ndarray, old: np.ndarray) -> float:
     return num / den
 
 
-def _check_common(lam: Any, n_iter: Any, tol: Any) -> tuple[float, int, float]:
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int | np.integer) or n_iter < 0:
-        raise ValueError(f"n_iter: expected an integer >= 0, got {n_iter!r}")
-    try:
-        lam_f, tol_f = float(lam), float(tol)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"lam, tol: expected real numbers, got {lam!r}, {tol!r}") from exc
-    if not (math.isfinite(lam_f) and lam_f >= 0):
-        raise ValueError(f"lam: expected a finite number >= 0, got {lam!r}")
-    if not (math.isfinite(tol_f) and tol_f >= 0):
-        raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
-    return lam_f, int(n_iter), tol_f
-
-
 def _problem(
     kspace: Any, maps: npt.ArrayLike | None, mask: npt.ArrayLike | None, op: Any
 ) -> tuple[ComplexOperator, np.ndarray, np.ndarray]:
@@ -520,7 +506,7 @@ def cs_wavelet(
     >>> rec.shape, info.converged, round(float(abs(rec[8, 8])), 2)
     ((16, 16), True, 1.0)
     """
-    lam, n_iter, tol = _check_common(lam, n_iter, tol)
+    lam, n_iter, tol = check_solver_args(lam, n_iter, tol)
     if solver not in ("fista", "admm"):
         raise ValueError(f"solver: expected 'fista' or 'admm', got {solver!r}")
     A, y, aty = _problem(kspace, maps, mask, op)
@@ -688,7 +674,7 @@ def cs_tv(
     >>> rec.shape, round(float(abs(rec[8, 8])), 2)
     ((16, 16), 1.0)
     """
-    lam, n_iter, tol = _check_common(lam, n_iter, tol)
+    lam, n_iter, tol = check_solver_args(lam, n_iter, tol)
     A, y, aty = _problem(kspace, maps, mask, op)
     norm_a = float(A.norm())
     mon = _Monitor("pdhg", n_iter, tol, callback, progress, kspace)

@@ -55,7 +55,13 @@ from medrecon.errors import (
     GeometryError,
     ShapeError,
 )
-from medrecon.mr._linop import _COMPLEX, ComplexOperator, _ComplexAdjoint, conjugate_gradient
+from medrecon.mr._linop import (
+    _COMPLEX,
+    ComplexOperator,
+    _ComplexAdjoint,
+    check_solver_args,
+    conjugate_gradient,
+)
 
 __all__ = [
     "NufftOperator",
@@ -892,12 +898,7 @@ def nufft_sense_recon(
     >>> bool(np.allclose(rec, x, atol=1e-4))
     True
     """
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int | np.integer) or n_iter < 0:
-        raise ValueError(f"n_iter: expected an integer >= 0, got {n_iter!r}")
-    if not (math.isfinite(lam) and lam >= 0):
-        raise ValueError(f"lam: expected a finite number >= 0, got {lam!r}")
-    if not (math.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
+    lam, n_iter, tol = check_solver_args(lam, n_iter, tol)
     if maps is not None:
         s = to_numpy(maps)
         if s.ndim < 2:

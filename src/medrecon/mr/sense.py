@@ -20,7 +20,6 @@ adjoint (``A.T`` is ``A.H``) and a complex power-iteration :meth:`norm`.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ import numpy.typing as npt
 from medrecon._array import check_finite as _check_finite
 from medrecon._array import like, to_numpy
 from medrecon.errors import DtypeError, ShapeError
-from medrecon.mr._linop import _COMPLEX, ComplexOperator, conjugate_gradient
+from medrecon.mr._linop import _COMPLEX, ComplexOperator, check_solver_args, conjugate_gradient
 from medrecon.mr.fft import fft2c, ifft2c
 
 __all__ = ["SenseOperator", "sense_recon"]
@@ -198,12 +197,7 @@ def sense_recon(
     >>> np.allclose(sense_recon(y, maps), x)
     True
     """
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int | np.integer) or n_iter < 0:
-        raise ValueError(f"n_iter: expected an integer >= 0, got {n_iter!r}")
-    if not (math.isfinite(lam) and lam >= 0):
-        raise ValueError(f"lam: expected a finite number >= 0, got {lam!r}")
-    if not (math.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
+    lam, n_iter, tol = check_solver_args(lam, n_iter, tol)
     op = SenseOperator(maps, mask)
     b = np.asarray(op.adjoint(to_numpy(kspace)))
     x = conjugate_gradient(
