@@ -38,8 +38,8 @@ def to_numpy(x: Any) -> np.ndarray:
     """View ``x`` as a numpy array without copying when possible.
 
     CPU torch tensors are shared through ``Tensor.numpy()`` (zero copy, after
-    ``detach``). Tensors on another device raise :class:`DeviceError`; use a
-    backend that runs there instead.
+    ``detach``). Tensors on another device and CuPy arrays raise
+    :class:`DeviceError`; use a backend that runs there instead.
     """
     if is_torch(x):
         if x.device.type != "cpu":
@@ -50,6 +50,14 @@ def to_numpy(x: Any) -> np.ndarray:
                 "move it with .cpu() or use backend='cuda'"
             )
         return np.asarray(x.detach().resolve_conj().numpy())
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(x, cupy.ndarray):
+        from medrecon.errors import DeviceError
+
+        raise DeviceError(
+            "expected a host array for this backend, got a CuPy array on the GPU; "
+            "move it with cupy.asnumpy() or use backend='cuda'"
+        )
     if isinstance(x, np.ndarray):
         return x
     if np.isscalar(x):

@@ -60,6 +60,18 @@ class LinearOperator:
     def _adjoint(self, y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _is_device_input(self, x: Any) -> bool:
+        """True when ``x`` is a device array that this operator computes on itself.
+
+        Such inputs (a torch CUDA tensor, a CuPy array) skip the numpy conversion and go to
+        :meth:`_device_apply`. The default is False: every input is converted to numpy.
+        """
+        return False
+
+    def _device_apply(self, x: Any, *, adjoint: bool) -> Any:  # pragma: no cover - abstract
+        """Apply the operator (or its adjoint) to a device array, returning the same kind."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------- public API
     def forward(self, x: Any) -> Any:
         """Apply the operator to ``x`` of shape ``(*batch, *domain_shape)``."""
@@ -159,6 +171,8 @@ class LinearOperator:
                 from medrecon.torch import apply_linear
 
                 return apply_linear(self.T if adjoint else self, x)
+        if self._is_device_input(x):
+            return self._device_apply(x, adjoint=adjoint)
         core = self.range_shape if adjoint else self.domain_shape
         name = "adjoint input" if adjoint else "forward input"
         arr = to_numpy(x)
@@ -189,6 +203,12 @@ class _Adjoint(LinearOperator):
 
     def _adjoint(self, y: np.ndarray) -> np.ndarray:
         return self.op._forward(y)
+
+    def _is_device_input(self, x: Any) -> bool:
+        return self.op._is_device_input(x)
+
+    def _device_apply(self, x: Any, *, adjoint: bool) -> Any:
+        return self.op._device_apply(x, adjoint=not adjoint)
 
     def __repr__(self) -> str:
         return f"{self.op!r}.T"

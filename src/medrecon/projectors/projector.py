@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from medrecon._array import check_dtype, check_finite, is_torch, like, split_batch, to_numpy
-from medrecon.errors import DtypeError, GeometryError, NotDifferentiableError
+from medrecon.errors import DtypeError, GeometryError, NonFiniteError, NotDifferentiableError
 from medrecon.geometry import VolumeGeometry
 from medrecon.linop import LinearOperator
 from medrecon.projectors.base import ProjectorBackend, Weighting
@@ -27,8 +27,11 @@ class Projector(LinearOperator):
         The voxel grid (shape ``(ny, nx)`` or ``(nz, ny, nx)``, voxel size and
         centre in mm). Its dimension must match the geometry's.
     backend : str
-        ``"cpu"`` (default; numba, exact adjoint) or ``"astra"`` (optional
-        astra-toolbox adapter). See :func:`medrecon.projectors.available_backends`.
+        ``"cpu"`` (default; numba, exact adjoint), ``"cuda"`` (CUDA kernels
+        through CuPy; options ``mode="matched"|"fast"``, ``device``,
+        ``max_bytes``, see :class:`~medrecon.projectors.cuda.backend.CudaBackend`)
+        or ``"astra"`` (optional astra-toolbox adapter). See
+        :func:`medrecon.projectors.available_backends`.
     dtype : {None, numpy.float32, numpy.float64}
         If given, inputs must have this dtype (others raise
         :class:`~medrecon.errors.DtypeError`). By default float32 and float64
@@ -46,6 +49,13 @@ class Projector(LinearOperator):
     ``forward`` for backends whose ``exact_adjoint`` is True (the CPU backend
     is). numpy in gives numpy out; torch in gives torch out, and tensors
     that require gradients are differentiated through the adjoint.
+
+    Device arrays: with a backend that computes on the GPU itself (its class
+    attribute ``device_arrays`` is True, as for ``"cuda"``), torch CUDA
+    tensors and CuPy arrays are handed to the backend without a host copy
+    (:meth:`_device_apply`) and the result has the input's kind and device:
+    a CUDA tensor in gives a CUDA tensor out. Other backends refuse them with
+    :class:`~medrecon.errors.DeviceError`.
 
     Examples
     --------
@@ -107,6 +117,42 @@ class Projector(LinearOperator):
             f"backend={self.backend.name!r})"
         )
 
+    # ------------------------------------------------------------------ device arrays
+    def _is_device_input(self, x: Any) -> bool:
+        backend = self.backend
+        return bool(getattr(backend, "device_arrays", False)) and backend.is_device_array(x)  # type: ignore[attr-defined]
+
+    def _device_apply(self, x: Any, *, adjoint: bool) -> Any:
+        if adjoint:
+            return self._on_device(x, self.range_shape, "adjoint input", self.backend.adjoint)
+        return self._on_device(x, self.domain_shape, "forward input", self.backend.forward)
+
+    def _on_device(self, x: Any, core: tuple[int, ...], name: str, fn: Any) -> Any:
+        """Run ``fn`` on the backend's device view of ``x``; return the result as ``x``'s kind.
+
+        The backend's ``exchange(x)`` context yields ``(array, wrap)``: ``x`` as the backend's
+        device array (zero copy) and the conversion of a result back to ``x``'s kind.
+        """
+        backend: Any = self.backend
+        with backend.exchange(x) as (arr, wrap):
+            batch = split_batch(tuple(arr.shape), core, name)
+            dt = check_dtype(arr, name)
+            if self.dtype is not None and dt != self.dtype:
+                raise DtypeError(
+                    f"this projector was created for {self.dtype}, got an input of dtype {dt}"
+                )
+            if self.check_finite:
+                xp = backend.array_module()
+                if not bool(xp.isfinite(arr).all()):
+                    n_nan = int(xp.count_nonzero(xp.isnan(arr)))
+                    n_inf = int(xp.count_nonzero(xp.isinf(arr)))
+                    raise NonFiniteError(
+                        f"{name}: expected finite values, got {n_nan} NaN and {n_inf} "
+                        "infinite entries"
+                    )
+            out = fn(arr.reshape((-1, *core)))
+            return wrap(out.reshape(batch + tuple(out.shape[1:])))
+
     # ------------------------------------------------------------------ core
     def _batched(self, arr: np.ndarray, core: tuple[int, ...], fn: Any) -> np.ndarray:
         batch = arr.shape[: arr.ndim - len(core)]
@@ -149,6 +195,10 @@ class Projector(LinearOperator):
             raise NotDifferentiableError(
                 "backproject is not differentiable; use Projector.adjoint (exact transpose) "
                 "inside autograd graphs"
+            )
+        if self._is_device_input(y):
+            return self._on_device(
+                y, self.range_shape, "backproject input", lambda a: self.backend.backproject(a, w)
             )
         arr = to_numpy(y)
         split_batch(arr.shape, self.range_shape, "backproject input")

@@ -59,12 +59,19 @@ def get_backend(name: str) -> type[ProjectorBackend]:
 
 
 def available_backends() -> list[str]:
-    """Names of the backends that can be loaded in this environment."""
+    """Names of the backends that can be loaded in this environment.
+
+    A backend class may define a static ``unavailable_reason()`` that returns why it cannot
+    run here (for example no GPU) or None; its module importing is then not enough.
+    """
     names = []
     for name in _REGISTRY:
         try:
-            get_backend(name)
+            cls = get_backend(name)
         except BackendUnavailableError:
+            continue
+        reason = getattr(cls, "unavailable_reason", None)
+        if callable(reason) and reason() is not None:
             continue
         names.append(name)
     return names
@@ -75,6 +82,14 @@ register_backend(
     "medrecon.projectors.cpu:CpuBackend",
     install_hint="It ships with medrecon and needs numba: pip install numba",
     description="numba Joseph projector with its exact transpose (2D and 3D)",
+)
+register_backend(
+    "cuda",
+    "medrecon.projectors.cuda.backend:CudaBackend",
+    install_hint="It needs CuPy and an NVIDIA GPU: pip install medrecon[cuda] "
+    "(cupy-cuda12x; cupy-cuda13x for CUDA 13)",
+    description="CUDA kernels from kernels/ through CuPy: 'matched' (exact transpose, the cpu "
+    "model) or 'fast' (texture forward, voxel-driven backprojection); 2D and 3D",
 )
 register_backend(
     "astra",
