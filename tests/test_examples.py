@@ -199,3 +199,65 @@ def test_metal_artifacts_prints_its_checks() -> None:
         r"^cone beam central slice: PSNR uncorrected (\S+) dB -> NMAR (\S+) dB$", text
     )[0]
     assert float(after) > float(before) + 2.0
+
+
+@pytest.mark.slow
+def test_mr_recon_prints_its_checks() -> None:
+    text = stdout_of(executed("03_mr_recon.ipynb"))
+
+    (size,) = find_all(r"^SIZE = (\d+):", text)[0]
+    assert size == KERNEL_ENV["MEDRECON_EXAMPLE_SIZE"]
+
+    # the centred FFT is unitary: Parseval and the round trip hold to rounding (complex64)
+    (parseval,) = find_all(r"^Parseval relative error: (\S+)$", text)[0]
+    (round_trip,) = find_all(r"^round-trip relative error: (\S+)$", text)[0]
+    assert float(parseval) < 1e-6 and float(round_trip) < 1e-6
+
+    # 4x masks keep about a quarter of k-space (the fastMRI random mask only on average);
+    # fastMRI's older equispaced rule keeps every 4th column plus the centre, a bit more
+    fractions = {
+        name: float(value) for name, value in find_all(r"^sampled fraction (.+?): (\S+)$", text)
+    }
+    quarter = {"random", "equispaced", "Poisson disc"}
+    assert quarter < set(fractions), fractions
+    for name in quarter:
+        assert abs(fractions[name] - 0.25) < 0.03, fractions
+    assert 0.25 < fractions["equispaced (every 4th + centre)"] < 0.4, fractions
+
+    (espirit_err,) = find_all(r"^ESPIRiT maps reproduce the coil images: NRMSE (\S+)$", text)[0]
+    assert float(espirit_err) < 0.1
+
+    # NRMSE and SSIM of the magnitude images against the phantom
+    table = {
+        name: (float(err), float(sim))
+        for name, err, sim in find_all(r"^NRMSE (.+?): (\S+), SSIM (\S+)$", text)
+    }
+    expected = {
+        "zero-filled",
+        "CG-SENSE",
+        "CS l1-wavelet",
+        "CS TV",
+        "zero-filled (every 4th + centre)",
+        "GRAPPA",
+        "gridding",
+        "CG-NUFFT-SENSE",
+    }
+    assert set(table) == expected, table
+    nrmse = {name: err for name, (err, _) in table.items()}
+    # at 64 px (8 ACS lines) the ordering holds with margins of about 25% and 2x; at 256 the
+    # wavelet CS error is about a third of CG-SENSE's
+    assert nrmse["CS l1-wavelet"] < nrmse["CG-SENSE"] < nrmse["zero-filled"], nrmse
+    assert nrmse["CS TV"] < nrmse["zero-filled"], nrmse
+    assert table["CS l1-wavelet"][1] > table["CG-SENSE"][1] > table["zero-filled"][1], table
+    # GRAPPA is compared with the zero filling of its own (every 4th + centre) mask
+    assert nrmse["GRAPPA"] < nrmse["zero-filled (every 4th + centre)"], nrmse
+    assert nrmse["CG-NUFFT-SENSE"] < nrmse["gridding"], nrmse
+
+    (dot_err,) = find_all(r"^NUFFT dot test relative error: (\S+)$", text)[0]
+    assert float(dot_err) < 1e-4
+
+    (same,) = find_all(r"^fastMRI round trip identical: (\S+)$", text)[0]
+    assert same == "True"
+
+    (grad_diff,) = find_all(r"^autograd gradient relative difference: (\S+)$", text)[0]
+    assert float(grad_diff) < 1e-5
