@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medrecon._array import is_torch, like, split_batch, to_numpy
+from medrecon._monitor import Monitor
 from medrecon.errors import ShapeError
 from medrecon.mr._linop import ComplexOperator, check_solver_args, conjugate_gradient
 from medrecon.mr.sense import SenseOperator
@@ -300,8 +301,9 @@ class CSInfo:
     steps: dict[str, Any] = field(default_factory=dict)
 
 
-class _Monitor:
-    """Progress bar, history, callback and the relative-change stopping rule."""
+class _Monitor(Monitor):
+    """:class:`medrecon._monitor.Monitor` with a :class:`CSInfo` record; the callback
+    and the result see the iterate in the caller's array type."""
 
     def __init__(
         self,
@@ -312,37 +314,14 @@ class _Monitor:
         progress: bool,
         template: Any,
     ) -> None:
-        from tqdm import tqdm
-
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback: expected a callable or None, got {callback!r}")
-        self.info = CSInfo(algorithm=algorithm)
-        self.tol = tol
-        self.callback = callback
-        self.template = template
-        self.bar = tqdm(total=n_iter, desc=algorithm, disable=not progress, leave=False)
-
-    def step(self, k: int, x: np.ndarray, objective: float, change: float) -> bool:
-        self.info.n_iter = k
-        self.info.objective.append(float(objective))
-        self.info.change.append(float(change))
-        self.bar.update(1)
-        if not self.bar.disable:
-            self.bar.set_postfix({"objective": f"{objective:.4g}"}, refresh=False)
-        stop_user = bool(self.callback(k, like(x, self.template))) if self.callback else False
-        if change < self.tol:
-            self.info.converged = True
-            self.info.stop_reason = "tol"
-            return True
-        if stop_user:
-            self.info.stop_reason = "callback"
-            return True
-        return False
-
-    def finish(self, x: np.ndarray, return_info: bool) -> Any:
-        self.bar.close()
-        out = like(x, self.template)
-        return (out, self.info) if return_info else out
+        super().__init__(
+            CSInfo(algorithm=algorithm),
+            n_iter,
+            tol=tol,
+            callback=callback,
+            progress=progress,
+            view=lambda x: like(x, template),
+        )
 
 
 def _relative_change(new: np.ndarray, old: np.ndarray) -> float:
@@ -573,7 +552,7 @@ def _fista(
         obj = _half_sq(ax_new - y) + lam * _l1(W._forward(x_new), where)
         change = _relative_change(x_new, x)
         x_old, ax_old, x, ax, t = x, ax, x_new, ax_new, t_new
-        if mon.step(k, x, obj, change):
+        if mon.step(k, x, change, objective=obj, change=change):
             break
     return x
 
@@ -608,7 +587,7 @@ def _admm(
         obj = _half_sq(np.asarray(A._forward(x_new)) - y) + lam * _l1(wx, where)
         change = _relative_change(x_new, x)
         x = x_new
-        if mon.step(k, x, obj, change):
+        if mon.step(k, x, change, objective=obj, change=change):
             break
     return x
 
@@ -701,6 +680,6 @@ def cs_tv(
         obj = _half_sq(ax_new - y) + lam * tv
         change = _relative_change(x_new, x)
         x, ax = x_new, ax_new
-        if mon.step(k, x, obj, change):
+        if mon.step(k, x, change, objective=obj, change=change):
             break
     return mon.finish(x, return_info)

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from medrecon._array import check_dtype, is_torch
+from medrecon._monitor import Monitor as _Monitor
 from medrecon.errors import DtypeError, ShapeError
 from medrecon.linop import LinearOperator
 
@@ -406,8 +406,10 @@ class SolverInfo:
     steps: dict[str, Any] = field(default_factory=dict)
 
 
-class Monitor:
-    """History, progress bar, callback and stopping rule of one solver run.
+class Monitor(_Monitor):
+    """History, progress bar, callback and stopping rule of one CT solver run.
+
+    :class:`medrecon._monitor.Monitor` with a :class:`SolverInfo` record.
 
     Parameters
     ----------
@@ -432,48 +434,6 @@ class Monitor:
         callback: Callback | None,
         progress: bool,
     ) -> None:
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback: expected a callable or None, got {callback!r}")
-        self.info = SolverInfo(algorithm=algorithm)
-        self.tol = tol
-        self.callback = callback
-        self.bar = tqdm(total=n_iter, desc=algorithm, disable=not progress, leave=False)
-
-    def record(self, **values: float) -> None:
-        """Append one entry to each named history list of :attr:`info`."""
-        for name, value in values.items():
-            getattr(self.info, name).append(float(value))
-
-    def step(self, k: int, x: Any, measure: float | None = None, **values: float) -> bool:
-        """Record iteration ``k``; return True when the solver should stop.
-
-        ``measure`` is compared with ``tol``; ``values`` are appended to the
-        history (and the first one is shown by the progress bar).
-        """
-        self.record(**values)
-        self.info.n_iter = k
-        self.bar.update(1)
-        if values and not self.bar.disable:
-            name, value = next(iter(values.items()))
-            self.bar.set_postfix({name: f"{value:.4g}"}, refresh=False)
-        stop_user = bool(self.callback(k, x)) if self.callback is not None else False
-        if self.tol is not None and measure is not None and measure < self.tol:
-            self.info.converged = True
-            self.info.stop_reason = "tol"
-            return True
-        if stop_user:
-            self.info.stop_reason = "callback"
-            return True
-        return False
-
-    def stop_exact(self) -> None:
-        """Mark that the solver stopped because it reached an exact solution."""
-        self.info.converged = True
-        self.info.stop_reason = "exact"
-
-    def finish(self, x: Any, return_info: bool) -> Any:
-        """Close the bar; return ``x`` or ``(x, info)``."""
-        self.bar.close()
-        if return_info:
-            return x, self.info
-        return x
+        super().__init__(
+            SolverInfo(algorithm=algorithm), n_iter, tol=tol, callback=callback, progress=progress
+        )
