@@ -1,4 +1,4 @@
-"""Test data for the MR calibration tests: simulated coils and BART's phantom through .cfl files.
+"""Test data for the MR tests: simulated coils and BART's phantom through .cfl files.
 
 BART stores arrays as ``<name>.cfl`` (raw complex64, Fortran order) plus ``<name>.hdr`` (the
 dimensions, BART's order ``[x, y, z, coils, maps, ...]``). Read in C order with the dimensions
@@ -93,3 +93,18 @@ def scaled_nrmse(x: np.ndarray, ref: np.ndarray, where: np.ndarray | None = None
         x, ref = x[..., where], ref[..., where]
     a = float(np.vdot(x, ref).real / np.vdot(x, x).real)
     return nrmse(a * x, ref)
+
+
+def ring_coil_maps(n: int, n_coils: int, dtype: type = np.complex128) -> np.ndarray:
+    """Gaussian coils on a ring with smooth phase, normalised so that sum_c |S_c|^2 = 1."""
+    yy, xx = np.mgrid[0:n, 0:n] / (n - 1) * 2 - 1
+    maps = []
+    for c in range(n_coils):
+        ang = 2 * np.pi * c / n_coils
+        cy, cx = 1.2 * np.sin(ang), 1.2 * np.cos(ang)
+        mag = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 0.5**2))
+        phase = np.exp(1j * (ang + 0.5 * xx * np.cos(ang) - 0.3 * yy))
+        maps.append(mag * phase)
+    s = np.array(maps)
+    s /= np.sqrt(np.sum(np.abs(s) ** 2, axis=0))
+    return s.astype(dtype)

@@ -5,7 +5,9 @@
 * ``rng``: a :class:`numpy.random.Generator` with a fixed seed.
 
 Test files have unique basenames and no ``__init__.py`` (pytest's default
-import mode puts each test directory on ``sys.path``).
+import mode puts each test directory on ``sys.path``). Helpers shared between
+test files live in plain modules here (``_geometries``, ``_mr_data``,
+``_dicom_data``, ``_bench``), imported by name.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import numpy as np
 import pytest
 
 SEED = 20240611
+
+# the helper modules assert too: rewrite their asserts so failures explain themselves
+pytest.register_assert_rewrite("_bench", "_dicom_data", "_geometries", "_mr_data")
 
 
 @functools.cache

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "mar.py"
+from _bench import BENCHMARKS, PNG_MAGIC, run_quick
+
+SCRIPT = BENCHMARKS / "mar.py"
 HEADER = "| method | PSNR [dB] | SSIM | streak index [HU] |"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
 def test_quick_mar_benchmark_writes_table_and_figure(tmp_path: Path) -> None:
     out = tmp_path / "mar.md"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--n-slices", "2", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = run_quick(SCRIPT, "--n-slices", "2", "--out", str(out), timeout=300)
     text = out.read_text()
     assert text.strip() == proc.stdout.strip()
     assert "quick smoke run" in text and "## Machine" in text

@@ -4,27 +4,15 @@ figure)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "mr_recon.py"
+from _bench import BENCHMARKS, PNG_MAGIC, run_quick, table_rows
+
+SCRIPT = BENCHMARKS / "mr_recon.py"
 HEADER = "| step | tool | setting | NRMSE | NRMSE magnitude |"
 NUFFT_HEADER = "| tool | coils | forward 1 thread |"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _rows(text: str, header: str) -> list[list[str]]:
-    lines = text.splitlines()
-    start = lines.index(next(ln for ln in lines if ln.startswith(header))) + 2
-    rows = []
-    for ln in lines[start:]:
-        if not ln.startswith("|"):
-            break
-        rows.append([c.strip() for c in ln.strip("|").split("|")])
-    return rows
 
 
 @pytest.mark.slow
@@ -34,21 +22,14 @@ def test_quick_mr_benchmark_writes_tables_and_figure(tmp_path: Path) -> None:
     for mod in ("sigpy", "finufft", "torchkbnufft"):
         pytest.importorskip(mod)
     out = tmp_path / "mr.md"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = run_quick(SCRIPT, "--out", str(out), timeout=300)
     text = out.read_text()
     assert text.strip() == proc.stdout.strip()
     assert "quick smoke run" in text and "## Machine" in text and "BART" in text
     n_tables = sum(1 for ln in text.splitlines() if ln.startswith(HEADER))
     expected = 3 if shutil.which("ismrmrd_generate_cartesian_shepp_logan") else 2
     assert n_tables == expected
-    rows = _rows(text, HEADER)
+    rows = table_rows(text, HEADER, prefix=True)
     tools = {(r[0], r[1]) for r in rows}
     for step, tool in [
         ("ESPIRiT maps", "BART ecalib"),
@@ -68,7 +49,7 @@ def test_quick_mr_benchmark_writes_tables_and_figure(tmp_path: Path) -> None:
     assert abs(cg[0] - cg[1]) < 1e-3, cg
     zf = float(by[("zero-filled", "medrecon")][3])
     assert float(by[("l1-wavelet", "medrecon")][3]) < zf
-    nufft = _rows(text, NUFFT_HEADER)
+    nufft = table_rows(text, NUFFT_HEADER, prefix=True)
     assert [r[0] for r in nufft[:4]] == [
         "medrecon NufftOperator",
         "FINUFFT direct",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "recon_cpu.py"
+from _bench import BENCHMARKS, PNG_MAGIC, run_quick, table_rows
+
+SCRIPT = BENCHMARKS / "recon_cpu.py"
 QUALITY = (
     "| method | PSNR [dB] | SSIM | time per slice [s] | LoDoPaB-CT PSNR [dB] (published) "
     "| LoDoPaB-CT SSIM (published) |"
@@ -20,52 +20,33 @@ ASTRA = (
     "| cores busy (medrecon / ASTRA) | agreement |"
 )
 HAS_ASTRA = importlib.util.find_spec("astra") is not None
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _rows(text: str, header: str) -> list[list[str]]:
-    lines = text.splitlines()
-    start = lines.index(header) + 2
-    rows = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        rows.append([c.strip() for c in line.strip("|").split("|")])
-    return rows
 
 
 @pytest.mark.slow
 def test_quick_recon_benchmark_writes_table_and_figure(tmp_path: Path) -> None:
     out = tmp_path / "x.md"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--n-slices", "2", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = run_quick(SCRIPT, "--n-slices", "2", "--out", str(out), timeout=180)
     assert "estimated duration of the quick run" in proc.stderr
     text = out.read_text()
     assert text.strip() == proc.stdout.strip()
     assert "(quick smoke run)" in text.splitlines()[0]
     assert "## Machine" in text and "| CPU |" in text and "numba threads" in text
 
-    quality = _rows(text, QUALITY)
+    quality = table_rows(text, QUALITY)
     assert [r[0] for r in quality] == ["FBP", "SIRT", "TV"]
     assert all(len(r) == 6 for r in quality)
     for row in quality:  # "mean ± std" of PSNR (dB) and SSIM
         psnr, ssim = (float(cell.split("±")[0]) for cell in row[1:3])
         assert 10.0 < psnr < 60.0 and 0.0 < ssim <= 1.0
     assert [r[4] for r in quality] == ["30.37", "—", "33.36"]
-    slices = _rows(text, SLICES)
+    slices = table_rows(text, SLICES)
     assert [r[0] for r in slices] == ["0", "1"] and all(len(r) == 5 for r in slices)
 
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == PNG_MAGIC
     assert f"]({png.name})" in text
 
-    comparison = _rows(text, ASTRA)
+    comparison = table_rows(text, ASTRA)
     assert [r[0] for r in comparison] == [
         "FBP, ram-lak",
         "FBP, ram-lak (medrecon on 1 thread)",
@@ -85,24 +66,8 @@ def test_quick_recon_benchmark_writes_table_and_figure(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_quick_recon_benchmark_without_astra(tmp_path: Path) -> None:
     out = tmp_path / "ours.md"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--quick",
-            "--n-slices",
-            "1",
-            "--no-astra",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_quick(SCRIPT, "--n-slices", "1", "--no-astra", "--out", str(out), timeout=180)
     text = out.read_text()
     assert "ASTRA not available (disabled with --no-astra" in text
-    comparison = _rows(text, ASTRA)
+    comparison = table_rows(text, ASTRA)
     assert comparison and all(r[2] == "n/a" for r in comparison)

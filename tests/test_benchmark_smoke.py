@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "projectors_cpu.py"
+from _bench import BENCHMARKS, run_quick, table_rows
+
+SCRIPT = BENCHMARKS / "projectors_cpu.py"
 COMPARISON = (
     "| workload | operation | medrecon [s] | medrecon 1 thread [s] | ASTRA projector | ASTRA [s] "
     "| speed-up | speed-up vs 1 thread | rel. L2 difference | cores busy (medrecon / ASTRA) |"
@@ -37,28 +37,16 @@ def numba_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(numba_cache: Path, *args: str, hide_astra: bool = False) -> str:
-    prefix = [sys.executable, "-c", WITHOUT_ASTRA] if hide_astra else [sys.executable]
-    proc = subprocess.run(
-        [*prefix, str(SCRIPT), "--quick", "--numba-cache", "default", *args],
-        capture_output=True,
-        text=True,
+    proc = run_quick(
+        SCRIPT,
+        "--numba-cache",
+        "default",
+        *args,
         timeout=120,
-        check=False,
+        python_args=["-c", WITHOUT_ASTRA] if hide_astra else [],
         env={**os.environ, "NUMBA_CACHE_DIR": str(numba_cache)},
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
     return proc.stdout
-
-
-def _rows(text: str, header: str) -> list[list[str]]:
-    lines = text.splitlines()
-    start = lines.index(header) + 2
-    rows = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        rows.append([c.strip() for c in line.strip("|").split("|")])
-    return rows
 
 
 @pytest.mark.slow
@@ -68,11 +56,11 @@ def test_quick_benchmark_writes_table(tmp_path: Path, numba_cache: Path) -> None
     text = out.read_text()
     assert text.strip() == stdout.strip()
     assert "## Machine" in text and "| CPU |" in text and "numba threads" in text
-    details = _rows(text, DETAILS)
+    details = table_rows(text, DETAILS)
     ops = {(r[0], r[1]) for r in details}
     assert {op for _, op in ops} == {"forward", "adjoint", 'backproject(weighting="fdk")'}
     assert len(details) == 7
-    comparison = _rows(text, COMPARISON)
+    comparison = table_rows(text, COMPARISON)
     if HAS_ASTRA:
         assert "ASTRA not available" not in text
         assert {r[4] for r in comparison} == {"linear", "line", "line_fanflat"}
@@ -93,5 +81,5 @@ def test_quick_benchmark_without_astra(tmp_path: Path, numba_cache: Path, how: s
     text = out.read_text()
     reason = "disabled with --no-astra" if how == "flag" else "astra-toolbox is not installed"
     assert f"ASTRA not available ({reason}" in text
-    rows = _rows(text, COMPARISON)
+    rows = table_rows(text, COMPARISON)
     assert rows and all(r[4] == "n/a" for r in rows)

@@ -10,70 +10,15 @@ whole HU exact, and super-resolution along the slice axis of a 5-slice CT series
 from __future__ import annotations
 
 import copy
-import hashlib
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
 
+from _dicom_data import CT_SERIES, CT_SMALL, MR_SMALL, algo, dciodvfy_folder_problems, sha256
 from medrecon.dicom import index_to_patient, read_series
-from medrecon.dicom.derived import AlgorithmInfo, write_derived_series
-
-CT_SMALL = get_testdata_file("CT_small.dcm")
-MR_SMALL = get_testdata_file("MR_small.dcm")
-CT_SERIES = Path(get_testdata_file("17106")).parents[2] / "98892001" / "CT5N"
-DCIODVFY = shutil.which("dciodvfy")
-#: dciodvfy (dicom3tools 2022) warnings accepted, each for a stated reason; errors never are
-ACCEPTED_WARNINGS = (
-    "(0x0018,0x1002) UI Device UID",  # DeviceUID in Contributing Equipment: newer than 2022
-    "Standard Extended SOP Class",  # follows from the DeviceUID warning
-    "Unrecognized defined term <99MEDRECON>",  # our private scheme, declared in the object
-    "attribute <Laterality>",  # empty (unknown) when the source does not say; type 2C
-    "Unrecognized defined term <AXIAL> for value 3 of attribute <Image Type>",  # MR
-    "needed to build DICOMDIR",  # StudyID etc. empty in the public sources
-    "Retired Person Name form",  # names as the public test files have them
-    "Value is zero for value 1 of attribute <Patient's Weight>",  # copied from CT_small
-)
-
-
-def _algo(kind: str = "denoising") -> AlgorithmInfo:
-    return AlgorithmInfo(
-        name="medrecon-test",
-        version="1.0",
-        kind=kind,
-        model_name="unet",
-        model_version="7",
-        weights_sha256="cd" * 32,
-        parameters={"strength": 0.5},
-    )
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _dciodvfy_problems(folder: Path) -> list[str]:
-    """Errors and unaccepted warnings of dciodvfy over every file in ``folder``."""
-    if DCIODVFY is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("dciodvfy (Debian dicom3tools) is missing in CI; .ci/run installs it")
-        pytest.skip("dciodvfy (Debian dicom3tools) is not installed; skipping validation")
-    files = sorted(folder.iterdir())
-    assert files, f"nothing written to {folder}"
-    problems = []
-    for f in files:
-        run = subprocess.run([DCIODVFY, str(f)], capture_output=True, text=True, check=False)
-        for line in (run.stdout + run.stderr).splitlines():
-            if line.startswith("Error") or (
-                line.startswith("Warning") and not any(a in line for a in ACCEPTED_WARNINGS)
-            ):
-                problems.append(f"{f.name}: {line}")
-    return problems
+from medrecon.dicom.derived import write_derived_series
 
 
 def _copy_series(tmp_path: Path, name: str, edit: object) -> Path:
@@ -94,7 +39,7 @@ def test_unchanged_grid_copies_each_source_position_exactly(tmp_path: Path) -> N
             ds.ImagePositionPatient = [f"{x:.6f}", f"{y:.6f}", f"{z + 0.02:.6f}"]
 
     src = read_series(_copy_series(tmp_path, "src", shift))
-    dss = write_derived_series(src.volume, src, _algo(), tmp_path / "out")
+    dss = write_derived_series(src.volume, src, algo(), tmp_path / "out")
     for ds, header in zip(dss, src.headers, strict=True):
         assert ds.SourceImageSequence[0].SpatialLocationsPreserved == "YES"
         assert list(ds.ImagePositionPatient) == list(header.ImagePositionPatient)
@@ -102,7 +47,7 @@ def test_unchanged_grid_copies_each_source_position_exactly(tmp_path: Path) -> N
     back = read_series(tmp_path / "out")
     np.testing.assert_array_equal(back.positions, src.positions)
     np.testing.assert_array_equal(back.volume, src.volume)
-    assert _dciodvfy_problems(tmp_path / "out") == []
+    assert dciodvfy_folder_problems(tmp_path / "out") == []
 
 
 def test_source_without_frame_of_reference_gets_one_per_series(tmp_path: Path) -> None:
@@ -110,20 +55,20 @@ def test_source_without_frame_of_reference_gets_one_per_series(tmp_path: Path) -
         _copy_series(tmp_path, "src", lambda ds, _: delattr(ds, "FrameOfReferenceUID"))
     )
     assert src.frame_of_reference_uid == ""
-    first = write_derived_series(src.volume, src, _algo(), tmp_path / "a")
-    second = write_derived_series(src.volume + 1.0, src, _algo("super_resolution"), tmp_path / "b")
+    first = write_derived_series(src.volume, src, algo(), tmp_path / "a")
+    second = write_derived_series(src.volume + 1.0, src, algo("super_resolution"), tmp_path / "b")
     uids = {str(ds.FrameOfReferenceUID) for ds in first}
     assert len(uids) == 1  # every slice of one series in one frame
     assert uids == {str(ds.FrameOfReferenceUID) for ds in second}  # same grid, same frame
     assert read_series(tmp_path / "a").frame_of_reference_uid == uids.pop()
-    assert _dciodvfy_problems(tmp_path / "a") == []
+    assert dciodvfy_folder_problems(tmp_path / "a") == []
 
 
 def test_mr_window_is_in_stored_units_and_reads_back_in_volume_units(tmp_path: Path) -> None:
     src = read_series(MR_SMALL)
     assert src.windows == ((600.0, 1600.0),)
     vol = src.volume.astype(np.float64) * 1.0007 + 0.25  # "denoised": floats, source units
-    (ds,) = write_derived_series(vol, src, _algo(), tmp_path)
+    (ds,) = write_derived_series(vol, src, algo(), tmp_path)
     rw = ds.RealWorldValueMappingSequence[0]
     slope, intercept = float(rw.RealWorldValueSlope), float(rw.RealWorldValueIntercept)
     assert (slope, intercept) != (1.0, 0.0)  # the floats are stored scaled
@@ -137,25 +82,25 @@ def test_mr_window_is_in_stored_units_and_reads_back_in_volume_units(tmp_path: P
     assert back.windows is not None
     assert back.windows[0] == pytest.approx((600.0, 1600.0), rel=1e-5)
     np.testing.assert_allclose(back.volume, vol, atol=0.51 * slope + 1e-6, rtol=0)
-    assert _dciodvfy_problems(tmp_path) == []
+    assert dciodvfy_folder_problems(tmp_path) == []
 
 
 def test_ct_wide_integer_range_keeps_whole_hu_exact(tmp_path: Path) -> None:
     src = read_series(CT_SMALL)
     vol = src.volume.astype(np.float64)
     vol[0, 0, :3] = [-1024.0, 30000.0, 40000.0]  # fits 16 bits with an intercept, not int16
-    (ds,) = write_derived_series(vol, src, _algo("metal_artifact_reduction"), tmp_path)
+    (ds,) = write_derived_series(vol, src, algo("metal_artifact_reduction"), tmp_path)
     assert float(ds.RescaleSlope) == 1.0
     assert float(ds.RescaleIntercept) != 0.0
     np.testing.assert_array_equal(read_series(tmp_path).volume, vol)
-    assert _dciodvfy_problems(tmp_path) == []
+    assert dciodvfy_folder_problems(tmp_path) == []
 
 
 def test_ct_range_beyond_16_bits_is_never_clipped(tmp_path: Path) -> None:
     src = read_series(CT_SMALL)
     vol = src.volume.astype(np.float64)
     vol[0, 0, 0], vol[0, 0, 1] = -70000.0, 90000.0
-    (ds,) = write_derived_series(vol, src, _algo(), tmp_path)
+    (ds,) = write_derived_series(vol, src, algo(), tmp_path)
     slope = float(ds.RescaleSlope)
     assert slope > 1.0
     back = read_series(tmp_path).volume
@@ -166,10 +111,10 @@ def test_super_resolution_along_slices_and_in_plane(tmp_path: Path) -> None:
     src = read_series(CT_SERIES)
     headers_before = copy.deepcopy(src.headers)
     volume_before = src.volume.copy()
-    hashes = {f: _sha(f) for f in CT_SERIES.iterdir()}
+    hashes = {f: sha256(f) for f in CT_SERIES.iterdir()}
     up = np.repeat(np.repeat(np.repeat(src.volume, 2, axis=0), 2, axis=1), 2, axis=2)
     sp = (src.spacing[0] / 2, src.spacing[1] / 2, src.spacing[2] / 2)
-    dss = write_derived_series(up, src, _algo("super_resolution"), tmp_path, spacing=sp)
+    dss = write_derived_series(up, src, algo("super_resolution"), tmp_path, spacing=sp)
     assert len(dss) == 10 and (dss[0].Rows, dss[0].Columns) == (32, 32)
     assert float(dss[0].SliceThickness) == pytest.approx(sp[0])
     back = read_series(tmp_path)
@@ -192,5 +137,5 @@ def test_super_resolution_along_slices_and_in_plane(tmp_path: Path) -> None:
     # the source is left as it was: object, headers and files
     np.testing.assert_array_equal(src.volume, volume_before)
     assert all(a == b for a, b in zip(src.headers, headers_before, strict=True))
-    assert {f: _sha(f) for f in CT_SERIES.iterdir()} == hashes
-    assert _dciodvfy_problems(tmp_path) == []
+    assert {f: sha256(f) for f in CT_SERIES.iterdir()} == hashes
+    assert dciodvfy_folder_problems(tmp_path) == []

@@ -19,22 +19,19 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
 from typer.testing import CliRunner
 
+from _dicom_data import CT_SERIES, DCIODVFY, MR_SMALL, algo, dciodvfy_folder_problems
 from medrecon.cli import app
 from medrecon.dicom import read_all_series, read_series
 from medrecon.dicom.audit import AuditLog
-from medrecon.dicom.derived import AlgorithmInfo, device_uid, write_derived_series
+from medrecon.dicom.derived import device_uid, write_derived_series
 from medrecon.dicom.enhanced import ENHANCED_CT_IMAGE_STORAGE, ENHANCED_MR_IMAGE_STORAGE
 from medrecon.errors import DicomError, InconsistentSeriesError, MissingPixelDataError
-from test_dicom_derived import DCIODVFY, _dciodvfy_problems
 
-MR_SMALL = get_testdata_file("MR_small.dcm")
-CT_SERIES = Path(get_testdata_file("17106")).parents[2] / "98892001" / "CT5N"
 DCMDUMP = shutil.which("dcmdump")
 #: every dciodvfy (dicom3tools 2022) warning our enhanced objects give, with the reason it is
-#: accepted (also in test_dicom_derived.ACCEPTED_WARNINGS); errors are never accepted
+#: accepted (also in _dicom_data.ACCEPTED_WARNINGS); errors are never accepted
 ENHANCED_ACCEPTED_WARNINGS = (
     # DeviceUID (0018,1002) in the Contributing Equipment item: newer than dicom3tools 2022
     "(0x0018,0x1002) UI Device UID",
@@ -43,21 +40,9 @@ ENHANCED_ACCEPTED_WARNINGS = (
 )
 
 
-def _algo(kind: str = "denoising") -> AlgorithmInfo:
-    return AlgorithmInfo(
-        name="medrecon-test",
-        version="1.0",
-        kind=kind,
-        model_name="unet",
-        model_version="7",
-        weights_sha256="cd" * 32,
-        parameters={"strength": 0.5},
-    )
-
-
 def _validate(path: Path) -> None:
     """dciodvfy: no error, only the accepted warnings; dcmdump reads it cleanly."""
-    assert _dciodvfy_problems(path.parent) == []  # errors (and unaccepted warnings): none
+    assert dciodvfy_folder_problems(path.parent) == []  # errors (and unaccepted warnings): none
     assert DCIODVFY is not None
     run = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True, check=False)
     warnings = [ln for ln in (run.stdout + run.stderr).splitlines() if ln.startswith("Warning")]
@@ -77,7 +62,7 @@ def _only_file(folder: Path) -> Path:
 def test_ct_one_enhanced_object_valid_lossless_with_lineage_per_frame(tmp_path: Path) -> None:
     src = read_series(CT_SERIES)
     vol = src.volume.astype(np.float64) - 7.0  # "denoised", whole HU
-    (ds,) = write_derived_series(vol, src, _algo(), tmp_path / "out", enhanced=True)
+    (ds,) = write_derived_series(vol, src, algo(), tmp_path / "out", enhanced=True)
     path = _only_file(tmp_path / "out")
     assert path.name == f"{ds.SOPInstanceUID}.dcm"
     _validate(path)
@@ -115,7 +100,7 @@ def test_ct_one_enhanced_object_valid_lossless_with_lineage_per_frame(tmp_path: 
     evidence = f.SourceImageEvidenceSequence[0].ReferencedSeriesSequence[0]
     assert len(evidence.ReferencedSOPSequence) == 5
     proc = f.ContributingEquipmentSequence[1]
-    assert proc.DeviceUID == device_uid(_algo())
+    assert proc.DeviceUID == device_uid(algo())
     # read back: lossless HU, the source's geometry, windows and this instance's hash
     back = read_series(tmp_path / "out")
     assert back.shape == src.shape and back.units == "HU"
@@ -134,7 +119,7 @@ def test_ct_one_enhanced_object_valid_lossless_with_lineage_per_frame(tmp_path: 
 def test_mr_enhanced_real_world_values_within_half_a_step(tmp_path: Path) -> None:
     src = read_series(MR_SMALL)
     vol = src.volume.astype(np.float64) * 1.0007 + 0.25  # floats: stored scaled
-    write_derived_series(vol, src, _algo(), tmp_path, enhanced=True)
+    write_derived_series(vol, src, algo(), tmp_path, enhanced=True)
     path = _only_file(tmp_path)
     _validate(path)
     f = pydicom.dcmread(path)
@@ -160,7 +145,7 @@ def test_super_resolution_references_the_nearest_source_slice(tmp_path: Path) ->
     src = read_series(CT_SERIES)
     up = np.repeat(src.volume, 2, axis=0).astype(np.float64)
     sp = (src.spacing[0] / 2, src.spacing[1], src.spacing[2])
-    write_derived_series(up, src, _algo("super_resolution"), tmp_path, spacing=sp, enhanced=True)
+    write_derived_series(up, src, algo("super_resolution"), tmp_path, spacing=sp, enhanced=True)
     path = _only_file(tmp_path)
     _validate(path)
     frames = pydicom.dcmread(path).PerFrameFunctionalGroupsSequence
@@ -180,8 +165,8 @@ def test_mixed_folder_splits_and_enhanced_sources_are_referenced_by_frame(
     src = read_series(CT_SERIES)
     folder = tmp_path / "mixed"
     shutil.copytree(CT_SERIES, folder)
-    classic = write_derived_series(src.volume, src, _algo(), folder)
-    (enh,) = write_derived_series(src.volume + 1.0, src, _algo(), folder, enhanced=True)
+    classic = write_derived_series(src.volume, src, algo(), folder)
+    (enh,) = write_derived_series(src.volume + 1.0, src, algo(), folder, enhanced=True)
     found = read_all_series(folder)
     assert set(found) == {
         src.series_instance_uid,
@@ -192,7 +177,7 @@ def test_mixed_folder_splits_and_enhanced_sources_are_referenced_by_frame(
     np.testing.assert_array_equal(again.volume, src.volume + 1.0)
     assert len(found[str(classic[0].SeriesInstanceUID)].slices) == 5
     # a series derived from the enhanced one names its frames
-    dss = write_derived_series(again.volume, again, _algo(), tmp_path / "next")
+    dss = write_derived_series(again.volume, again, algo(), tmp_path / "next")
     for k, ds in enumerate(dss):
         (ref,) = ds.SourceImageSequence
         assert ref.ReferencedSOPInstanceUID == enh.SOPInstanceUID
@@ -204,7 +189,7 @@ def test_mixed_folder_splits_and_enhanced_sources_are_referenced_by_frame(
 
 def test_bad_multiframe_input_raises_naming_the_file(tmp_path: Path) -> None:
     src = read_series(CT_SERIES)
-    (ds,) = write_derived_series(src.volume, src, _algo(), enhanced=True)
+    (ds,) = write_derived_series(src.volume, src, algo(), enhanced=True)
 
     def save(name: str, edit: Callable[[pydicom.Dataset], object]) -> Path:
         bad = copy.deepcopy(ds)
@@ -247,15 +232,13 @@ def test_atomic_all_or_nothing_audited_and_callback(
 
     monkeypatch.setattr(os, "replace", failing)
     with pytest.raises(OSError, match="disk full"):
-        write_derived_series(src.volume, src, _algo(), tmp_path / "a", enhanced=True, audit=log)
+        write_derived_series(src.volume, src, algo(), tmp_path / "a", enhanced=True, audit=log)
     monkeypatch.setattr(os, "replace", real)
     assert list((tmp_path / "a").iterdir()) == []  # no partial file, no temporary file
     with pytest.raises(DicomError, match="ORIGINAL"):  # reconstructions: classic only
-        write_derived_series(
-            src.volume, src, _algo("reconstruction"), tmp_path / "r", enhanced=True
-        )
+        write_derived_series(src.volume, src, algo("reconstruction"), tmp_path / "r", enhanced=True)
     assert not (tmp_path / "r").exists()
-    (ds,) = write_derived_series(src.volume, src, _algo(), tmp_path / "b", enhanced=True, audit=log)
+    (ds,) = write_derived_series(src.volume, src, algo(), tmp_path / "b", enhanced=True, audit=log)
     entries = log.read()
     assert [e["status"] for e in entries] == ["failed", "ok"]
     assert "disk full" in entries[0]["error"]
@@ -263,7 +246,7 @@ def test_atomic_all_or_nothing_audited_and_callback(
     assert entries[1]["outputs"] == [str(ds.SOPInstanceUID), str(path)]
     assert [i["sha256"] for i in entries[1]["inputs"]] == [s.pixel_sha256 for s in src.slices]
     got: list[pydicom.Dataset] = []
-    returned = write_derived_series(src.volume, src, _algo(), got.append, enhanced=True)
+    returned = write_derived_series(src.volume, src, algo(), got.append, enhanced=True)
     assert len(got) == 1 and got[0] is returned[0] and int(got[0].NumberOfFrames) == 5
 
 

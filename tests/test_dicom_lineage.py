@@ -2,46 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
 
+from _dicom_data import CT_512, CT_SERIES, CT_SMALL, MR_SMALL, dciodvfy_problems, sha256
 from medrecon.dicom import index_to_patient, read_series
 from medrecon.dicom.audit import AuditLog
 from medrecon.dicom.codes import PRIVATE_SCHEME
 from medrecon.dicom.derived import AlgorithmInfo, device_uid, write_derived_series
 from medrecon.dicom.report import write_qc_report
 from medrecon.errors import DicomError, DtypeError, NonFiniteError, ShapeError
-
-CT_SMALL = get_testdata_file("CT_small.dcm")
-MR_SMALL = get_testdata_file("MR_small.dcm")
-CT_512 = get_testdata_file("693_UNCI.dcm")
-CT_SERIES = Path(get_testdata_file("17106")).parents[2] / "98892001" / "CT5N"
-DCIODVFY = shutil.which("dciodvfy")
-IN_CI = os.environ.get("CI") == "true"
-#: dciodvfy's 2022 dictionary predates or does not know these; every other message is checked
-ACCEPTED_WARNINGS = (
-    "(0x0018,0x1002) UI Device UID",  # DeviceUID in Contributing Equipment (newer than 2022)
-    "Standard Extended SOP Class",  # follows from DeviceUID
-    f"Unrecognized defined term <{PRIVATE_SCHEME}>",  # our declared private coding scheme
-    "attribute <Laterality>",  # empty when the source does not say (type 2C, unknown)
-    "Unrecognized defined term <AXIAL> for value 3 of attribute <Image Type>",  # MR
-    "needed to build DICOMDIR",  # copied from sources that lack them (StudyID, ...)
-    "Retired Person Name form",  # names as the public test files have them
-    "Value is zero for value 1 of attribute <Patient's Weight>",  # copied from the source
-)
-
-
-def _sha(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _algo(kind: str = "denoising", **kw: object) -> AlgorithmInfo:
@@ -61,25 +36,9 @@ def _codes(seq: pydicom.Sequence) -> list[tuple[str, str]]:
     return [(str(i.CodeValue), str(i.CodingSchemeDesignator)) for i in seq]
 
 
-def dciodvfy_problems(path: Path) -> list[str]:
-    """dciodvfy's errors and the warnings not accepted above."""
-    if DCIODVFY is None:
-        if IN_CI:
-            pytest.fail("dciodvfy (Debian dicom3tools) is missing in CI; .ci/run installs it")
-        pytest.skip("dciodvfy (Debian dicom3tools) is not installed here")
-    out = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True, check=False)
-    lines = (out.stdout + out.stderr).splitlines()
-    return [
-        ln
-        for ln in lines
-        if ln.startswith("Error")
-        or (ln.startswith("Warning") and not any(a in ln for a in ACCEPTED_WARNINGS))
-    ]
-
-
 @pytest.mark.parametrize("name", [CT_SMALL, MR_SMALL, CT_512])
 def test_round_trip_same_pixels_geometry_and_lineage(name: str, tmp_path: Path) -> None:
-    before = _sha(name)
+    before = sha256(name)
     src = read_series(name)
     vol = src.volume.astype(np.float64) * 0.5 + 3.0  # "the algorithm's output"
     dss = write_derived_series(vol, src, _algo(), tmp_path)
@@ -119,7 +78,7 @@ def test_round_trip_same_pixels_geometry_and_lineage(name: str, tmp_path: Path) 
     if src.windows:  # in the volume's units (MR: through the Real World Value Mapping)
         assert back.windows is not None
         assert back.windows[0] == pytest.approx(src.windows[0], rel=1e-5)
-    assert len(dss) == src.shape[0] and _sha(name) == before
+    assert len(dss) == src.shape[0] and sha256(name) == before
     assert dciodvfy_problems(next(tmp_path.iterdir())) == []
 
 

@@ -199,22 +199,22 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
     pytest.fail("Orthanc did not start:\n" + "\n".join(failures))
 
 
-@pytest.fixture(scope="session")
-def storescp_exe() -> str:
-    exe = _which("/usr/bin/storescp", "storescp")
+def _dcmtk(tool: str) -> str:
+    exe = _which(f"/usr/bin/{tool}", tool)
     if exe is None:
-        _missing("DCMTK storescp (/usr/bin/storescp)")
+        _missing(f"DCMTK {tool} (/usr/bin/{tool})")
     assert exe is not None
     return exe
+
+
+@pytest.fixture(scope="session")
+def storescp_exe() -> str:
+    return _dcmtk("storescp")
 
 
 @pytest.fixture(scope="session")
 def storescu_exe() -> str:
-    exe = _which("/usr/bin/storescu", "storescu")
-    if exe is None:
-        _missing("DCMTK storescu (/usr/bin/storescu)")
-    assert exe is not None
-    return exe
+    return _dcmtk("storescu")
 
 
 def _uids(paths: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from _mr_data import ring_coil_maps
 from medrecon.errors import (
     BackendUnavailableError,
     DtypeError,
@@ -29,21 +30,6 @@ from medrecon.mr.nufft import (
 )
 from medrecon.mr.sense import SenseOperator
 from medrecon.mr.trajectories import pipe_dcf, radial
-
-
-def coil_maps(n: int, n_coils: int, dtype: type = np.complex128) -> np.ndarray:
-    """Gaussian coils on a ring with smooth phase, normalised so that sum_c |S_c|^2 = 1."""
-    yy, xx = np.mgrid[0:n, 0:n] / (n - 1) * 2 - 1
-    maps = []
-    for c in range(n_coils):
-        ang = 2 * np.pi * c / n_coils
-        cy, cx = 1.2 * np.sin(ang), 1.2 * np.cos(ang)
-        mag = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 0.5**2))
-        phase = np.exp(1j * (ang + 0.5 * xx * np.cos(ang) - 0.3 * yy))
-        maps.append(mag * phase)
-    s = np.array(maps)
-    s /= np.sqrt(np.sum(np.abs(s) ** 2, axis=0))
-    return s.astype(dtype)
 
 
 def smooth_phantom(n: int) -> np.ndarray:
@@ -150,7 +136,7 @@ def test_cartesian_coordinates_equal_fft2c(
 
 def test_multicoil_cartesian_equals_sense(rng: np.random.Generator) -> None:
     n = 16
-    maps = coil_maps(n, 4)
+    maps = ring_coil_maps(n, 4)
     op = NufftOperator(cartesian_coords((n, n)), (n, n), maps=maps, eps=1e-12, dtype=np.complex128)
     ref = SenseOperator(maps)
     x = crandn(rng, (3, n, n))
@@ -164,7 +150,7 @@ def test_multicoil_cartesian_equals_sense(rng: np.random.Generator) -> None:
 def test_batches_torch_and_real_inputs(rng: np.random.Generator) -> None:
     n = 12
     k = radial(10, 2 * n)
-    maps = coil_maps(n, 3)
+    maps = ring_coil_maps(n, 3)
     op = NufftOperator(k, (n, n), maps=maps, eps=1e-10, dtype=np.complex128)
     x = crandn(rng, (2, 3, n, n))
     y = op(x)
@@ -199,13 +185,20 @@ def test_plans_are_cached(rng: np.random.Generator) -> None:
 
 
 # ----------------------------------------------------------------- other implementations
-def test_agrees_with_sigpy(rng: np.random.Generator) -> None:
-    sp = pytest.importorskip("sigpy")
+def _random_problem(
+    rng: np.random.Generator,
+) -> tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray, NufftOperator]:
+    """``(shape, k, x, y, op)``: 300 random points, a random image and data, an accurate op."""
     shape = (20, 16)
     k = rng.uniform(-np.pi, np.pi, (300, 2))
     x = crandn(rng, shape)
     y = crandn(rng, (300,))
-    op = NufftOperator(k, shape, eps=1e-10, dtype=np.complex128)
+    return shape, k, x, y, NufftOperator(k, shape, eps=1e-10, dtype=np.complex128)
+
+
+def test_agrees_with_sigpy(rng: np.random.Generator) -> None:
+    sp = pytest.importorskip("sigpy")
+    shape, k, x, y, op = _random_problem(rng)
     # SigPy: coordinates in cycles per FOV (k * n / 2 pi), same axis order, orthonormal scale
     coord = k * np.array(shape) / (2 * np.pi)
     err_fwd = rel(sp.nufft(x, coord), op(x))
@@ -215,11 +208,7 @@ def test_agrees_with_sigpy(rng: np.random.Generator) -> None:
 
 def test_agrees_with_torchkbnufft(rng: np.random.Generator) -> None:
     tkbn = pytest.importorskip("torchkbnufft")
-    shape = (20, 16)
-    k = rng.uniform(-np.pi, np.pi, (300, 2))
-    x = crandn(rng, shape)
-    y = crandn(rng, (300,))
-    op = NufftOperator(k, shape, eps=1e-10, dtype=np.complex128)
+    shape, k, x, y, op = _random_problem(rng)
     # torchkbnufft: omega = coords.T in radians per sample; unscaled without norm (its
     # norm="ortho" divides by the oversampled grid size), images (batch, coil, *shape)
     omega = torch.from_numpy(np.ascontiguousarray(k.T))
@@ -242,7 +231,7 @@ def test_toeplitz_equals_explicit_normal(
     n = 24
     k = radial(30, 2 * n)
     w = pipe_dcf(k, (n, n), n_iter=10).astype(np.float32 if dtype == np.complex64 else np.float64)
-    op = NufftOperator(k, (n, n), maps=coil_maps(n, 4, dtype), eps=eps, dtype=dtype)
+    op = NufftOperator(k, (n, n), maps=ring_coil_maps(n, 4, dtype), eps=eps, dtype=dtype)
     toep = op.normal(w)
     explicit = op.normal(w, toeplitz=False)
     assert isinstance(toep, ToeplitzNormal) and toep.dtype == np.dtype(dtype)
@@ -267,14 +256,14 @@ def test_gradcheck_nufft_and_adjoint(rng: np.random.Generator) -> None:
     y = torch.from_numpy(crandn(rng, (9,))).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda v: nufft(v, k, eps=1e-13), (x,))
     assert torch.autograd.gradcheck(lambda v: nufft_adjoint(v, k, (5, 4), eps=1e-13), (y,))
-    maps = coil_maps(5, 2)[:, :, :4].copy()
+    maps = ring_coil_maps(5, 2)[:, :, :4].copy()
     assert torch.autograd.gradcheck(lambda v: nufft(v, k, maps=maps, eps=1e-13), (x,))
 
 
 def test_gradient_of_least_squares_is_adjoint_residual(rng: np.random.Generator) -> None:
     n = 10
     k = rng.uniform(-np.pi, np.pi, (60, 2))
-    op = NufftOperator(k, (n, n), maps=coil_maps(n, 2), eps=1e-12, dtype=np.complex128)
+    op = NufftOperator(k, (n, n), maps=ring_coil_maps(n, 2), eps=1e-12, dtype=np.complex128)
     x0 = crandn(rng, (n, n))
     y = crandn(rng, op.range_shape)
     x = torch.from_numpy(x0).requires_grad_(True)
@@ -295,7 +284,7 @@ def test_gradient_of_least_squares_is_adjoint_residual(rng: np.random.Generator)
 # ------------------------------------------------------------------------- CG-NUFFT-SENSE
 def test_nufft_sense_recon_beats_gridding() -> None:
     n = 48
-    maps = coil_maps(n, 8)
+    maps = ring_coil_maps(n, 8)
     x = smooth_phantom(n)
     k = radial(76, 2 * n)  # about pi / 2 * n spokes: fully sampled-ish
     w = pipe_dcf(k, (n, n))
@@ -321,7 +310,7 @@ def test_nufft_sense_recon_beats_gridding() -> None:
 
 def test_nufft_sense_recon_options(rng: np.random.Generator) -> None:
     n = 16
-    maps = coil_maps(n, 3, np.complex64)
+    maps = ring_coil_maps(n, 3, np.complex64)
     k = radial(24, 2 * n)
     op = NufftOperator(k, (n, n), maps=maps)
     x = crandn(rng, (2, n, n), np.complex64)
@@ -421,7 +410,7 @@ def test_cufinufft_matches_cpu(rng: np.random.Generator, dtype: torch.dtype) -> 
     tol = 1e-4 if dtype == torch.complex64 else 1e-8
     eps = 1e-6 if dtype == torch.complex64 else 1e-10
     k = radial(20, 2 * n)
-    op = NufftOperator(k, (n, n), maps=coil_maps(n, 3, npdt), eps=eps, dtype=npdt)
+    op = NufftOperator(k, (n, n), maps=ring_coil_maps(n, 3, npdt), eps=eps, dtype=npdt)
     x = crandn(rng, (2, n, n), npdt)
     xg = torch.from_numpy(x).cuda()
     yg = op(xg)

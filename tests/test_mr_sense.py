@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from _mr_data import nrmse, ring_coil_maps
 from medrecon.ct.simulate import shepp_logan
 from medrecon.errors import DtypeError, NotDifferentiableError, ShapeError
 from medrecon.geometry import VolumeGeometry
@@ -17,28 +18,9 @@ N = 64
 N_COILS = 8
 
 
-def coil_maps(n: int = N, n_coils: int = N_COILS, dtype: type = np.complex128) -> np.ndarray:
-    """Gaussian coils on a ring with smooth phase, normalised so that sum_c |S_c|^2 = 1."""
-    yy, xx = np.mgrid[0:n, 0:n] / (n - 1) * 2 - 1
-    maps = []
-    for c in range(n_coils):
-        ang = 2 * np.pi * c / n_coils
-        cy, cx = 1.2 * np.sin(ang), 1.2 * np.cos(ang)
-        mag = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 0.5**2))
-        phase = np.exp(1j * (ang + 0.5 * xx * np.cos(ang) - 0.3 * yy))
-        maps.append(mag * phase)
-    s = np.array(maps)
-    s /= np.sqrt(np.sum(np.abs(s) ** 2, axis=0))
-    return s.astype(dtype)
-
-
 def phantom(n: int = N) -> np.ndarray:
     img = shepp_logan(VolumeGeometry(shape=(n, n), voxel_size=4.0))
     return (img / img.max()).astype(np.float64)
-
-
-def nrmse(x: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.linalg.norm(x - ref) / np.linalg.norm(ref))
 
 
 def complex_dot_test(op: SenseOperator, dtype: type, seed: int = 0) -> float:
@@ -58,7 +40,7 @@ def complex_dot_test(op: SenseOperator, dtype: type, seed: int = 0) -> float:
 @pytest.mark.parametrize("masked", [False, True])
 def test_dot_test(dtype: type, tol: float, masked: bool) -> None:
     mask = random_mask((N, N), 0.08, 4, seed=1) if masked else None
-    op = SenseOperator(coil_maps(dtype=dtype), mask)
+    op = SenseOperator(ring_coil_maps(N, N_COILS, dtype), mask)
     assert op.dtype == np.dtype(dtype)
     err = complex_dot_test(op, dtype)
     assert err < tol
@@ -67,7 +49,7 @@ def test_dot_test(dtype: type, tol: float, masked: bool) -> None:
 
 
 def test_forward_adjoint_definitions_and_shapes() -> None:
-    maps = coil_maps()
+    maps = ring_coil_maps(N, N_COILS)
     mask = equispaced_mask((N_COILS, N, N), 0.08, 4, seed=0)
     op = SenseOperator(maps, mask)
     assert op.domain_shape == (N, N) and op.range_shape == (N_COILS, N, N)
@@ -85,16 +67,18 @@ def test_forward_adjoint_definitions_and_shapes() -> None:
 
 
 def test_fully_sampled_normal_is_identity_and_norm() -> None:
-    op = SenseOperator(coil_maps())
+    op = SenseOperator(ring_coil_maps(N, N_COILS))
     x = phantom().astype(np.complex128)
     np.testing.assert_allclose(op.T(op(x)), x, atol=1e-12)
     assert op.norm() == pytest.approx(1.0, rel=1e-6)
-    undersampled = SenseOperator(coil_maps(), equispaced_mask((N, N), 0.08, 4, seed=0))
+    undersampled = SenseOperator(
+        ring_coil_maps(N, N_COILS), equispaced_mask((N, N), 0.08, 4, seed=0)
+    )
     assert 0.0 < undersampled.norm() <= 1.0 + 1e-9
 
 
 def test_real_input_is_taken_as_complex_and_torch_round_trip() -> None:
-    op = SenseOperator(coil_maps(dtype=np.complex64))
+    op = SenseOperator(ring_coil_maps(N, N_COILS, np.complex64))
     x = phantom().astype(np.float32)
     y = op(x)
     assert y.dtype == np.complex64
@@ -105,7 +89,7 @@ def test_real_input_is_taken_as_complex_and_torch_round_trip() -> None:
 
 
 def test_sense_recon_fully_sampled() -> None:
-    maps = coil_maps()
+    maps = ring_coil_maps(N, N_COILS)
     x = phantom().astype(np.complex128)
     k = fft2c(maps * x)
     rec = sense_recon(k, maps)
@@ -114,7 +98,7 @@ def test_sense_recon_fully_sampled() -> None:
 
 
 def test_sense_recon_4x_equispaced() -> None:
-    maps = coil_maps()
+    maps = ring_coil_maps(N, N_COILS)
     x = phantom()
     mask = equispaced_mask((N_COILS, N, N), 0.08, 4, seed=0)
     assert mask.sum() <= N / 4 + 1
@@ -128,7 +112,7 @@ def test_sense_recon_4x_equispaced() -> None:
 
 
 def test_sense_recon_batched_torch_and_tikhonov() -> None:
-    maps = coil_maps(n=32, n_coils=4)
+    maps = ring_coil_maps(32, 4)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 32, 32)) + 1j * rng.standard_normal((2, 32, 32))
     mask = random_mask((32, 32), 0.25, 2, seed=0)
@@ -142,7 +126,7 @@ def test_sense_recon_batched_torch_and_tikhonov() -> None:
 
 
 def test_errors() -> None:
-    maps = coil_maps(n=16, n_coils=2)
+    maps = ring_coil_maps(16, 2)
     with pytest.raises(ShapeError):
         SenseOperator(maps[0])
     with pytest.raises(ShapeError):

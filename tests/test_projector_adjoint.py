@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from _geometries import Case, CaseFactory, angles, unit
 from medrecon import (
     ConeBeam3D,
     ConeBeamVec,
     FanBeam2D,
-    FanBeamVec,
     ParallelBeam2D,
     ParallelBeam3D,
     ParallelVec,
@@ -38,127 +38,12 @@ TOL = {np.float64: 1e-10, np.float32: 1e-4}
 # Each factory takes "odd" or "even" and returns (geometry, volume). Volumes
 # are anisotropic and off-centre; detectors have odd or even sizes too.
 
-
-def _vol2(parity: str) -> VolumeGeometry:
-    shape = (15, 17) if parity == "odd" else (16, 12)
-    return VolumeGeometry(shape=shape, voxel_size=(0.9, 1.2), center=(1.5, -2.0))
-
-
-def _vol3(parity: str) -> VolumeGeometry:
-    shape = (7, 9, 11) if parity == "odd" else (8, 6, 10)
-    return VolumeGeometry(shape=shape, voxel_size=(1.1, 0.9, 1.3), center=(0.7, -1.2, 2.1))
-
-
-def _n_det(parity: str) -> int:
-    return 21 if parity == "odd" else 24
-
-
-def _det3(parity: str) -> tuple[int, int]:
-    return (9, 13) if parity == "odd" else (10, 12)
-
-
-def _angles(n: int, span: float = 2 * np.pi) -> np.ndarray:
-    return np.linspace(0.1, 0.1 + span, n, endpoint=False)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
-def _par2d(p: str) -> tuple[Any, VolumeGeometry]:
-    g = ParallelBeam2D(
-        angles=_angles(11, np.pi), n_det=_n_det(p), det_spacing=1.1, det_offset_u=0.6
-    )
-    return g, _vol2(p)
-
-
-def _fan2d(detector: str) -> Callable[[str], tuple[Any, VolumeGeometry]]:
-    def make(p: str) -> tuple[Any, VolumeGeometry]:
-        g = FanBeam2D(
-            angles=_angles(12),
-            n_det=_n_det(p),
-            det_spacing=1.5,
-            src_iso=40.0,
-            iso_det=25.0,
-            detector=detector,
-            det_offset_u=1.3,
-        )
-        return g, _vol2(p)
-
-    return make
-
-
-def _parvec2d(p: str) -> tuple[Any, VolumeGeometry]:
-    rng = np.random.default_rng(11)
-    n = 9
-    rays = rng.standard_normal((n, 2))
-    perp = np.stack([rays[:, 1], -rays[:, 0]], axis=1)
-    # detector axis not perpendicular to the rays, of varying length
-    u = 1.2 * _unit(perp + 0.3 * rays) * rng.uniform(0.8, 1.2, (n, 1))
-    g = ParallelVec(
-        ray_dirs=rays, det_centers=rng.normal(0.0, 2.0, (n, 2)), det_u=u, det_shape=(_n_det(p),)
-    )
-    return g, _vol2(p)
-
-
-def _fanvec(detector: str) -> Callable[[str], tuple[Any, VolumeGeometry]]:
-    def make(p: str) -> tuple[Any, VolumeGeometry]:
-        rng = np.random.default_rng(12)
-        n = 9
-        phi = rng.uniform(0, 2 * np.pi, n)
-        direction = np.stack([np.cos(phi), np.sin(phi)], axis=1)
-        sources = -rng.uniform(35, 50, (n, 1)) * direction + rng.normal(0, 1.5, (n, 2))
-        centers = rng.uniform(20, 30, (n, 1)) * direction + rng.normal(0, 1.5, (n, 2))
-        # tilted detector line
-        perp = np.stack([direction[:, 1], -direction[:, 0]], axis=1)
-        u = 1.6 * _unit(perp + 0.2 * rng.standard_normal((n, 2)))
-        g = FanBeamVec(
-            sources=sources, det_centers=centers, det_u=u, n_det=_n_det(p), detector=detector
-        )
-        return g, _vol2(p)
-
-    return make
-
-
-def _par3d(p: str) -> tuple[Any, VolumeGeometry]:
-    g = ParallelBeam3D(
-        angles=_angles(7, np.pi),
-        det_shape=_det3(p),
-        det_spacing=(1.2, 1.0),
-        det_offset_u=0.7,
-        det_offset_v=-0.4,
-    )
-    return g, _vol3(p)
-
-
-def _cone3d(p: str) -> tuple[Any, VolumeGeometry]:
-    g = ConeBeam3D(
-        angles=_angles(8),
-        det_shape=_det3(p),
-        det_spacing=(1.6, 1.8),
-        src_iso=40.0,
-        iso_det=30.0,
-        det_offset_u=1.5,
-        det_offset_v=-2.0,
-    )
-    return g, _vol3(p)
-
-
-def _parvec3d(p: str) -> tuple[Any, VolumeGeometry]:
-    rng = np.random.default_rng(13)
-    n = 8
-    # directions spread over the sphere: every axis dominates some rays
-    rays = _unit(rng.standard_normal((n, 3)))
-    a = _unit(np.cross(rays, rng.standard_normal((n, 3))))
-    b = np.cross(rays, a)
-    g = ParallelVec(
-        ray_dirs=rays,
-        det_centers=rng.normal(0, 1.0, (n, 3)),
-        det_u=1.3 * a,
-        det_v=1.1 * b,
-        det_shape=_det3(p),
-    )
-    return g, _vol3(p)
+KIT = CaseFactory(
+    vol2={"odd": (15, 17), "even": (16, 12)},
+    vol3={"odd": (7, 9, 11), "even": (8, 6, 10)},
+    n_det={"odd": 21, "even": 24},
+    det3={"odd": (9, 13), "even": (10, 12)},
+)
 
 
 def _rotation(rng: np.random.Generator) -> np.ndarray:
@@ -170,7 +55,7 @@ def _conevec_tilted(p: str) -> tuple[Any, VolumeGeometry]:
     """Circular-ish cone whose detector is rotated out of plane and sheared."""
     rng = np.random.default_rng(14)
     n = 8
-    theta = _angles(n)
+    theta = angles(n)
     s, c = np.sin(theta), np.cos(theta)
     zeros = np.zeros(n)
     sources = 45.0 * np.stack([zeros, -c, s], 1) + np.stack([rng.normal(0, 2, n), zeros, zeros], 1)
@@ -180,27 +65,27 @@ def _conevec_tilted(p: str) -> tuple[Any, VolumeGeometry]:
     tilt = np.stack([_rotation(np.random.default_rng(100 + i)) for i in range(n)])
     # a small random rotation of each detector: blend identity with a rotation
     mix = np.stack([np.eye(3) + 0.25 * (t - t.T) for t in tilt])
-    u = 1.7 * _unit(np.einsum("nij,nj->ni", mix, u))
-    v = 1.5 * _unit(np.einsum("nij,nj->ni", mix, v) + 0.3 * u)  # non-orthogonal u, v
-    g = ConeBeamVec(sources=sources, det_centers=centers, det_u=u, det_v=v, det_shape=_det3(p))
-    return g, _vol3(p)
+    u = 1.7 * unit(np.einsum("nij,nj->ni", mix, u))
+    v = 1.5 * unit(np.einsum("nij,nj->ni", mix, v) + 0.3 * u)  # non-orthogonal u, v
+    g = ConeBeamVec(sources=sources, det_centers=centers, det_u=u, det_v=v, det_shape=KIT.det3[p])
+    return g, KIT.volume3(p)
 
 
 def _parvec3d_zdom(p: str) -> tuple[Any, VolumeGeometry]:
     """Parallel rays running mostly along z (z dominates every ray)."""
     rng = np.random.default_rng(15)
     n = 6
-    rays = _unit(np.column_stack([np.ones(n), rng.normal(0, 0.3, (n, 2))]))
-    a = _unit(np.cross(rays, [0.0, 0.0, 1.0]))
+    rays = unit(np.column_stack([np.ones(n), rng.normal(0, 0.3, (n, 2))]))
+    a = unit(np.cross(rays, [0.0, 0.0, 1.0]))
     b = np.cross(rays, a)
     g = ParallelVec(
         ray_dirs=rays,
         det_centers=rng.normal(0, 1.0, (n, 3)),
         det_u=1.1 * a,
         det_v=1.2 * b,
-        det_shape=_det3(p),
+        det_shape=KIT.det3[p],
     )
-    return g, _vol3(p)
+    return g, KIT.volume3(p)
 
 
 def _conevec_wide(p: str) -> tuple[Any, VolumeGeometry]:
@@ -212,36 +97,28 @@ def _conevec_wide(p: str) -> tuple[Any, VolumeGeometry]:
     phi = rng.uniform(0, 2 * np.pi, n)
     u = 2.5 * np.column_stack([np.zeros(n), np.cos(phi), np.sin(phi)])
     v = 2.2 * np.column_stack([np.zeros(n), -np.sin(phi), np.cos(phi)])
-    g = ConeBeamVec(sources=sources, det_centers=centers, det_u=u, det_v=v, det_shape=_det3(p))
-    return g, _vol3(p)
+    g = ConeBeamVec(sources=sources, det_centers=centers, det_u=u, det_v=v, det_shape=KIT.det3[p])
+    return g, KIT.volume3(p)
 
 
-def _cone3d_wide(p: str) -> tuple[Any, VolumeGeometry]:
-    """Circular cone whose outer rows are steep enough for z to dominate."""
-    g = ConeBeam3D(
-        angles=_angles(6),
-        det_shape=(_det3(p)[0] + 4, _det3(p)[1]),
-        det_spacing=(6.0, 2.0),
-        src_iso=12.0,
-        iso_det=10.0,
-    )
-    return g, _vol3(p)
-
-
-CASES: dict[str, Callable[[str], tuple[Any, VolumeGeometry]]] = {
-    "ParallelBeam2D": _par2d,
-    "FanBeam2D-flat": _fan2d("flat"),
-    "FanBeam2D-arc": _fan2d("arc"),
-    "ParallelVec2D": _parvec2d,
-    "FanBeamVec-flat": _fanvec("flat"),
-    "FanBeamVec-arc": _fanvec("arc"),
-    "ParallelBeam3D": _par3d,
-    "ConeBeam3D-offsets": _cone3d,
-    "ParallelVec3D": _parvec3d,
+FAN: dict[str, Any] = {"n_views": 12, "det_spacing": 1.5, "src_iso": 40.0, "iso_det": 25.0}
+FAN_VEC: dict[str, Any] = {"n_views": 9, "src_dist": (35, 50), "det_dist": (20, 30), "pitch": 1.6}
+CASES: dict[str, Case] = {
+    "ParallelBeam2D": KIT.parallel_2d(n_views=11),
+    "FanBeam2D-flat": KIT.fan_2d("flat", **FAN),
+    "FanBeam2D-arc": KIT.fan_2d("arc", **FAN),
+    "ParallelVec2D": KIT.parallel_vec_2d(n_views=9),
+    "FanBeamVec-flat": KIT.fan_vec("flat", **FAN_VEC),
+    "FanBeamVec-arc": KIT.fan_vec("arc", **FAN_VEC),
+    "ParallelBeam3D": KIT.parallel_3d(n_views=7),
+    "ConeBeam3D-offsets": KIT.cone_3d(n_views=8, src_iso=40.0),
+    "ParallelVec3D": KIT.parallel_vec_3d(n_views=8),
     "ConeBeamVec-tilted": _conevec_tilted,
     "ParallelVec3D-z-dominant": _parvec3d_zdom,
     "ConeBeamVec-wide-z-dominant": _conevec_wide,
-    "ConeBeam3D-wide-cone": _cone3d_wide,
+    "ConeBeam3D-wide-cone": KIT.cone_3d_wide(
+        n_views=6, row_spacing=6.0, src_iso=12.0, iso_det=10.0
+    ),
 }
 Z_DOMINANT = ["ParallelVec3D-z-dominant", "ConeBeamVec-wide-z-dominant", "ConeBeam3D-wide-cone"]
 
@@ -345,8 +222,8 @@ def _wrong_geometries() -> dict[str, tuple[str, Any]]:
         "fan-arc-rotated": (
             "FanBeam2D-arc",
             FanBeam2D(
-                angles=_angles(12) + 0.05,
-                n_det=_n_det("odd"),
+                angles=angles(12) + 0.05,
+                n_det=KIT.n_det["odd"],
                 det_spacing=1.5,
                 src_iso=40.0,
                 iso_det=25.0,
@@ -357,14 +234,14 @@ def _wrong_geometries() -> dict[str, tuple[str, Any]]:
         "par2d-shifted": (
             "ParallelBeam2D",
             ParallelBeam2D(
-                angles=_angles(11, np.pi), n_det=_n_det("odd"), det_spacing=1.1, det_offset_u=1.1
+                angles=angles(11, np.pi), n_det=KIT.n_det["odd"], det_spacing=1.1, det_offset_u=1.1
             ),
         ),
         "cone-rotated": (
             "ConeBeam3D-offsets",
             ConeBeam3D(
-                angles=_angles(8) + 0.05,
-                det_shape=_det3("odd"),
+                angles=angles(8) + 0.05,
+                det_shape=KIT.det3["odd"],
                 det_spacing=(1.6, 1.8),
                 src_iso=40.0,
                 iso_det=30.0,
@@ -375,8 +252,8 @@ def _wrong_geometries() -> dict[str, tuple[str, Any]]:
         "par3d-shifted": (
             "ParallelBeam3D",
             ParallelBeam3D(
-                angles=_angles(7, np.pi),
-                det_shape=_det3("odd"),
+                angles=angles(7, np.pi),
+                det_shape=KIT.det3["odd"],
                 det_spacing=(1.2, 1.0),
                 det_offset_u=0.7,
                 det_offset_v=0.1,

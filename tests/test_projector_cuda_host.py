@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from medrecon import (
-    ConeBeam3D,
-    ConeBeamVec,
-    FanBeam2D,
-    FanBeamVec,
-    ParallelBeam2D,
-    ParallelBeam3D,
-    ParallelVec,
-    Projector,
-    VolumeGeometry,
-)
+from _geometries import Case, CaseFactory, angles, unit
+from medrecon import ConeBeamVec, FanBeamVec, ParallelVec, Projector, VolumeGeometry
 from medrecon.errors import BackendUnavailableError
 from medrecon.projectors.cuda import _host, _sources
 
@@ -50,164 +40,44 @@ FAST = 1e-2  # fast vs matched forward on smooth images
 
 # ---------------------------------------------------------------------------- geometries
 
-
-def _vol2(p: str) -> VolumeGeometry:
-    shape = (27, 33) if p == "odd" else (32, 26)
-    return VolumeGeometry(shape=shape, voxel_size=(0.9, 1.2), center=(1.5, -2.0))
-
-
-def _vol3(p: str) -> VolumeGeometry:
-    shape = (13, 15, 17) if p == "odd" else (12, 16, 14)
-    return VolumeGeometry(shape=shape, voxel_size=(1.1, 0.9, 1.3), center=(0.7, -1.2, 2.1))
-
-
-def _n_det(p: str) -> int:
-    return 39 if p == "odd" else 40
-
-
-def _det3(p: str) -> tuple[int, int]:
-    return (15, 19) if p == "odd" else (16, 20)
-
-
-def _angles(n: int, span: float = 2 * np.pi) -> np.ndarray:
-    return np.linspace(0.1, 0.1 + span, n, endpoint=False)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
-def _par2d(p: str) -> tuple[Any, VolumeGeometry]:
-    g = ParallelBeam2D(angles=_angles(9, np.pi), n_det=_n_det(p), det_spacing=1.1, det_offset_u=0.6)
-    return g, _vol2(p)
-
-
-def _fan2d(detector: str) -> Callable[[str], tuple[Any, VolumeGeometry]]:
-    def make(p: str) -> tuple[Any, VolumeGeometry]:
-        g = FanBeam2D(
-            angles=_angles(10),
-            n_det=_n_det(p),
-            det_spacing=1.6,
-            src_iso=50.0,
-            iso_det=30.0,
-            detector=detector,
-            det_offset_u=1.3,
-        )
-        return g, _vol2(p)
-
-    return make
-
-
-def _parvec2d(p: str) -> tuple[Any, VolumeGeometry]:
-    rng = np.random.default_rng(11)
-    n = 8
-    rays = rng.standard_normal((n, 2))
-    perp = np.stack([rays[:, 1], -rays[:, 0]], axis=1)
-    u = 1.2 * _unit(perp + 0.3 * rays) * rng.uniform(0.8, 1.2, (n, 1))
-    g = ParallelVec(
-        ray_dirs=rays, det_centers=rng.normal(0.0, 2.0, (n, 2)), det_u=u, det_shape=(_n_det(p),)
-    )
-    return g, _vol2(p)
-
-
-def _fanvec(detector: str) -> Callable[[str], tuple[Any, VolumeGeometry]]:
-    def make(p: str) -> tuple[Any, VolumeGeometry]:
-        rng = np.random.default_rng(12)
-        n = 8
-        phi = rng.uniform(0, 2 * np.pi, n)
-        direction = np.stack([np.cos(phi), np.sin(phi)], axis=1)
-        sources = -rng.uniform(45, 60, (n, 1)) * direction + rng.normal(0, 1.5, (n, 2))
-        centers = rng.uniform(25, 35, (n, 1)) * direction + rng.normal(0, 1.5, (n, 2))
-        perp = np.stack([direction[:, 1], -direction[:, 0]], axis=1)
-        u = 1.7 * _unit(perp + 0.2 * rng.standard_normal((n, 2)))  # tilted detector line
-        g = FanBeamVec(
-            sources=sources, det_centers=centers, det_u=u, n_det=_n_det(p), detector=detector
-        )
-        return g, _vol2(p)
-
-    return make
-
-
-def _par3d(p: str) -> tuple[Any, VolumeGeometry]:
-    g = ParallelBeam3D(
-        angles=_angles(5, np.pi),
-        det_shape=_det3(p),
-        det_spacing=(1.2, 1.0),
-        det_offset_u=0.7,
-        det_offset_v=-0.4,
-    )
-    return g, _vol3(p)
-
-
-def _cone3d(p: str) -> tuple[Any, VolumeGeometry]:
-    g = ConeBeam3D(
-        angles=_angles(6),
-        det_shape=_det3(p),
-        det_spacing=(1.6, 1.8),
-        src_iso=45.0,
-        iso_det=30.0,
-        det_offset_u=1.5,
-        det_offset_v=-2.0,
-    )
-    return g, _vol3(p)
-
-
-def _cone3d_wide(p: str) -> tuple[Any, VolumeGeometry]:
-    """Circular cone whose outer rows are steep enough for z to dominate."""
-    g = ConeBeam3D(
-        angles=_angles(5),
-        det_shape=(_det3(p)[0] + 4, _det3(p)[1]),
-        det_spacing=(5.0, 2.0),
-        src_iso=16.0,
-        iso_det=12.0,
-    )
-    return g, _vol3(p)
-
-
-def _parvec3d(p: str) -> tuple[Any, VolumeGeometry]:
-    rng = np.random.default_rng(13)
-    n = 6
-    rays = _unit(rng.standard_normal((n, 3)))  # every axis dominates some rays
-    a = _unit(np.cross(rays, rng.standard_normal((n, 3))))
-    b = np.cross(rays, a)
-    g = ParallelVec(
-        ray_dirs=rays,
-        det_centers=rng.normal(0, 1.0, (n, 3)),
-        det_u=1.3 * a,
-        det_v=1.1 * b,
-        det_shape=_det3(p),
-    )
-    return g, _vol3(p)
+KIT = CaseFactory(
+    vol2={"odd": (27, 33), "even": (32, 26)},
+    vol3={"odd": (13, 15, 17), "even": (12, 16, 14)},
+    n_det={"odd": 39, "even": 40},
+    det3={"odd": (15, 19), "even": (16, 20)},
+)
 
 
 def _conevec(p: str) -> tuple[Any, VolumeGeometry]:
     """Cone with per-view jitter and a tilted, non-orthogonal detector."""
     rng = np.random.default_rng(14)
     n = 6
-    theta = _angles(n)
+    theta = angles(n)
     s, c = np.sin(theta), np.cos(theta)
     zeros = np.zeros(n)
     sources = 45.0 * np.stack([zeros, -c, s], 1) + np.stack([rng.normal(0, 2, n), zeros, zeros], 1)
     centers = 30.0 * np.stack([zeros, c, -s], 1)
-    u = _unit(np.stack([zeros, s, c], 1) + 0.15 * rng.standard_normal((n, 3)))
-    v = _unit(np.stack([np.ones(n), zeros, zeros], 1) + 0.3 * u)
+    u = unit(np.stack([zeros, s, c], 1) + 0.15 * rng.standard_normal((n, 3)))
+    v = unit(np.stack([np.ones(n), zeros, zeros], 1) + 0.3 * u)
     g = ConeBeamVec(
-        sources=sources, det_centers=centers, det_u=1.7 * u, det_v=1.5 * v, det_shape=_det3(p)
+        sources=sources, det_centers=centers, det_u=1.7 * u, det_v=1.5 * v, det_shape=KIT.det3[p]
     )
-    return g, _vol3(p)
+    return g, KIT.volume3(p)
 
 
-CASES: dict[str, Callable[[str], tuple[Any, VolumeGeometry]]] = {
-    "ParallelBeam2D": _par2d,
-    "FanBeam2D-flat": _fan2d("flat"),
-    "FanBeam2D-arc": _fan2d("arc"),
-    "ParallelVec2D": _parvec2d,
-    "FanBeamVec-flat": _fanvec("flat"),
-    "FanBeamVec-arc": _fanvec("arc"),
-    "ParallelBeam3D": _par3d,
-    "ConeBeam3D": _cone3d,
-    "ConeBeam3D-wide": _cone3d_wide,
-    "ParallelVec3D": _parvec3d,
+FAN: dict[str, Any] = {"n_views": 10, "det_spacing": 1.6, "src_iso": 50.0, "iso_det": 30.0}
+FAN_VEC: dict[str, Any] = {"n_views": 8, "src_dist": (45, 60), "det_dist": (25, 35), "pitch": 1.7}
+CASES: dict[str, Case] = {
+    "ParallelBeam2D": KIT.parallel_2d(n_views=9),
+    "FanBeam2D-flat": KIT.fan_2d("flat", **FAN),
+    "FanBeam2D-arc": KIT.fan_2d("arc", **FAN),
+    "ParallelVec2D": KIT.parallel_vec_2d(n_views=8),
+    "FanBeamVec-flat": KIT.fan_vec("flat", **FAN_VEC),
+    "FanBeamVec-arc": KIT.fan_vec("arc", **FAN_VEC),
+    "ParallelBeam3D": KIT.parallel_3d(n_views=5),
+    "ConeBeam3D": KIT.cone_3d(n_views=6, src_iso=45.0),
+    "ConeBeam3D-wide": KIT.cone_3d_wide(n_views=5, row_spacing=5.0, src_iso=16.0, iso_det=12.0),
+    "ParallelVec3D": KIT.parallel_vec_3d(n_views=6),
     "ConeBeamVec": _conevec,
 }
 
@@ -404,37 +274,40 @@ def _broken_copy(tmp_path: Path, name: str, old: str, new: str) -> Path:
     return dst
 
 
+def _broken_ops(tmp_path: Path, case: str, name: str, old: str, new: str) -> HostOps:
+    """:class:`HostOps` of ``CASES[case]("odd")`` with a host build of a broken copy."""
+    broken = _host.load(_broken_copy(tmp_path, name, old, new), tmp_path / "cache")
+    geom, vol = CASES[case]("odd")
+    return HostOps(broken, geom, vol)
+
+
 def test_a_wrong_ray_weight_fails_the_agreement_test(tmp_path: Path) -> None:
     """1 % too much weight on x-dominated 2D rays: numba agreement fails, the dot test too."""
-    src = _broken_copy(
+    ops = _broken_ops(
         tmp_path,
+        "FanBeam2D-flat",
         "joseph2d.cu",
         "p.weight = sx * length / fabs(r.dx);",
         "p.weight = 1.01 * sx * length / fabs(r.dx);",
     )
-    broken = _host.load(src, tmp_path / "cache")
-    geom, vol = CASES["FanBeam2D-flat"]("odd")
-    ops = HostOps(broken, geom, vol)
-    err_f, err_a = _matched_errors(ops, Projector(geom, vol), seed=1)
+    err_f, err_a = _matched_errors(ops, Projector(ops.geom, ops.vol), seed=1)
     assert err_f > 100 * AGREE, f"a broken forward passed the agreement test ({err_f:.2e})"
     assert err_a > 100 * AGREE, f"a broken adjoint passed the agreement test ({err_a:.2e})"
 
 
 def test_a_wrong_scatter_weight_fails_the_dot_test(tmp_path: Path) -> None:
     """The transpose splits each sample with the wrong weights: the dot test must catch it."""
-    src = _broken_copy(
+    ops = _broken_ops(
         tmp_path,
+        "ConeBeam3D",
         "common.cuh",
         "mr_atomic_add(base + o + s2, g0 * f2);",
         "mr_atomic_add(base + o + s2, g0 * (1.0f - f2));",
     )
-    broken = _host.load(src, tmp_path / "cache")
-    geom, vol = CASES["ConeBeam3D"]("odd")
-    ops = HostOps(broken, geom, vol)
-    x, y = _inputs(geom, vol, seed=3)
+    x, y = _inputs(ops.geom, ops.vol, seed=3)
     err = _dot_error(ops, x, y)
     assert err > 5 * DOT, f"a broken transpose passed the dot test ({err:.2e})"
-    _, err_a = _matched_errors(ops, Projector(geom, vol), seed=1)
+    _, err_a = _matched_errors(ops, Projector(ops.geom, ops.vol), seed=1)
     assert err_a > 100 * AGREE
 
 

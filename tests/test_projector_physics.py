@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from _geometries import arc_ray_dirs
 from medrecon import (
     ConeBeam3D,
     FanBeam2D,
@@ -214,14 +215,7 @@ def _disc_rays(geom: Any) -> tuple[np.ndarray, np.ndarray]:
     src = np.broadcast_to(vec.sources[:, None, :], pix.shape)
     if geom.detector.value == "flat":
         return src, pix - src
-    central = vec.det_centers - vec.sources
-    radius = np.linalg.norm(central, axis=1)
-    e1 = central / radius[:, None]
-    e2 = np.stack([-e1[:, 1], e1[:, 0]], axis=1)
-    e2 *= np.sign(np.sum(e2 * vec.det_u, axis=1))[:, None]
-    gamma = j[None, :] * (np.linalg.norm(vec.det_u, axis=1) / radius)[:, None]
-    d = np.cos(gamma)[..., None] * e1[:, None] + np.sin(gamma)[..., None] * e2[:, None]
-    return src, d
+    return src, arc_ray_dirs(vec, j)
 
 
 @pytest.mark.parametrize("name", GEOMS_2D)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter, map_coordinates
 
+from _geometries import arc_ray_dirs
 from medrecon import (
     ConeBeam3D,
     ConeBeamVec,
@@ -65,6 +66,14 @@ ASTRA_CASES = [
 ASTRA_VOL_SHAPE = (40, 48)
 
 
+def _astra_case(
+    voxel: float, center: tuple[float, float], span: float
+) -> tuple[VolumeGeometry, np.ndarray]:
+    """The volume and the 25 angles of one of ``ASTRA_CASES``."""
+    vol = VolumeGeometry(shape=ASTRA_VOL_SHAPE, voxel_size=voxel, center=center)
+    return vol, np.linspace(0.2, 0.2 + span, 25, endpoint=False)
+
+
 def _astra_op(geometry: Any, volume: VolumeGeometry, kind: str) -> Any:
     """ASTRA's CPU projector built directly from our ``to_astra`` dicts (not our adapter)."""
     astra = pytest.importorskip("astra")
@@ -89,13 +98,8 @@ def test_parallel_matches_astra_linear(
     voxel: float, center: tuple[float, float], span: float
 ) -> None:
     rng = np.random.default_rng(20)
-    vol = VolumeGeometry(shape=ASTRA_VOL_SHAPE, voxel_size=voxel, center=center)
-    geom = ParallelBeam2D(
-        angles=np.linspace(0.2, 0.2 + span, 25, endpoint=False),
-        n_det=71,
-        det_spacing=0.9,
-        det_offset_u=1.7,
-    )
+    vol, angles = _astra_case(voxel, center, span)
+    geom = ParallelBeam2D(angles=angles, n_det=71, det_spacing=0.9, det_offset_u=1.7)
     A = Projector(geom, vol)
     fwd, adj = _astra_op(geom, vol, "linear")
     # white noise: both are Joseph's model, so even that agrees to rounding
@@ -128,9 +132,9 @@ def test_fan_flat_matches_astra_line_fanflat(
     voxel: float, center: tuple[float, float], span: float
 ) -> None:
     rng = np.random.default_rng(22)
-    vol = VolumeGeometry(shape=ASTRA_VOL_SHAPE, voxel_size=voxel, center=center)
+    vol, angles = _astra_case(voxel, center, span)
     geom = FanBeam2D(
-        angles=np.linspace(0.2, 0.2 + span, 25, endpoint=False),
+        angles=angles,
         n_det=81,
         det_spacing=1.2,
         src_iso=80.0,
@@ -255,17 +259,8 @@ def _rays(geom: Any) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(vec, ParallelVec):
             return pix, np.broadcast_to(vec.ray_dirs[:, None, :], pix.shape)
         src = np.broadcast_to(vec.sources[:, None, :], pix.shape)
-        if vec.detector.value == "flat":
-            d = pix - src
-        else:
-            # arc: rotate the central ray by gamma_j = j |u| / |c - s| towards u
-            central = vec.det_centers - vec.sources
-            radius = np.linalg.norm(central, axis=1)
-            e1 = central / radius[:, None]
-            e2 = np.stack([-e1[:, 1], e1[:, 0]], axis=1)
-            e2 *= np.sign(np.sum(e2 * vec.det_u, axis=1))[:, None]
-            gamma = j[None, :] * (np.linalg.norm(vec.det_u, axis=1) / radius)[:, None]
-            d = np.cos(gamma)[..., None] * e1[:, None] + np.sin(gamma)[..., None] * e2[:, None]
+        # arc: the central ray rotated by gamma_j = j |u| / |c - s| towards u
+        d = pix - src if vec.detector.value == "flat" else arc_ray_dirs(vec, j)
         return src, d / np.linalg.norm(d, axis=-1, keepdims=True)
     n_rows = vec.det_shape[0]
     i = np.arange(n_rows) - (n_rows - 1) / 2
