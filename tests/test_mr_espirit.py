@@ -172,6 +172,64 @@ def test_errors(sim: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
             espirit(k, **bad)  # type: ignore[arg-type]
 
 
+def centre_band(k: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``k`` with the columns ``start..stop - 1`` and every 4th column from 2 kept."""
+    line = np.arange(k.shape[-1]) % 4 == 2
+    line[start:stop] = True
+    return k * line
+
+
+def test_calibration_region_too_small_for_the_kernel(
+    sim: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """A calibration region with too few kernel positions truncates the signal subspace: the
+    eigenvalues fall below 1 and ``crop`` zeroes the maps. This used to pass silently: with 8
+    central columns (24 x 8 region, 19 x 3 positions of the 6 x 6 kernel) 73 % of the object was
+    cropped (projection error 0.88); a 10 x 10 region (5 x 5 positions) cropped 84 %. Both now
+    raise, naming the size needed; milder cases warn."""
+    k, image, true_maps = sim
+    obj = np.abs(image) > 0.05
+    narrow = centre_band(k, 44, 52)
+    assert auto_calib_size(narrow, max_size=24) == (24, 8)
+    with pytest.raises(ShapeError, match=r"\(24, 8\).*too small for the 6 x 6 kernel") as exc:
+        espirit(narrow)  # DC column 48 in the middle of the band
+    assert "(24, 10)" in str(exc.value) and "at most 5 x 5" in str(exc.value)
+    with pytest.raises(ShapeError, match=r"at least \(12, 12\)"):
+        espirit(k, calib=10)
+    # the sizes it asks for give correct maps, although the calibration matrix has fewer rows
+    # than columns (19 x 5 = 95 and 7 x 7 = 49 rows, 8 coils x 36 = 288 columns)
+    assert auto_calib_size(centre_band(k, 43, 53), max_size=24) == (24, 10)
+    for maps in (espirit(centre_band(k, 43, 53)), espirit(k, calib=12)):
+        power = np.sum(np.abs(maps) ** 2, axis=0)
+        assert np.mean(power[obj] > 0) > 0.98  # measured 0.986 and 1.0
+        assert np.median(similarity(maps, true_maps, obj)) > 0.999
+    # a smaller kernel fits the 8 columns (19 x 4 positions of 5 x 5)
+    maps = espirit(narrow, kernel=5)
+    assert np.mean(np.sum(np.abs(maps) ** 2, axis=0)[obj] > 0) > 0.95  # measured 0.97
+    # BART's defaults (-t 0.001 -c 0.8, as benchmarks/mr_recon.py) crop less: a warning
+    with pytest.warns(UserWarning, match=r"too small.*maps are zero over 2\d%"):
+        maps = espirit(narrow, threshold=float(np.sqrt(0.001)), crop=0.8)
+    assert 0.6 < np.mean(np.sum(np.abs(maps) ** 2, axis=0)[obj] > 0) < 0.9  # measured 0.77
+    # without cropping the maps' directions are right
+    with pytest.warns(UserWarning, match="maps are zero over 0%"):
+        maps = espirit(narrow, crop=0.0)
+    assert np.median(similarity(maps, true_maps, obj)) > 0.999
+
+
+def test_off_centre_calibration_band(sim: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """The region is the largest block centred on DC: a sampled band that is off-centre is cut
+    to its part symmetric about DC. Columns 40..63 around DC 48 give a 24 x 17 region (correct
+    maps); 45..68 only 24 x 7, which used to crop 91 % of the object and is now refused, the
+    message saying that the block is centred."""
+    k, image, true_maps = sim
+    obj = np.abs(image) > 0.05
+    assert auto_calib_size(centre_band(k, 40, 64), max_size=24) == (24, 17)
+    maps = espirit(centre_band(k, 40, 64))
+    assert similarity(maps, true_maps, obj).min() > 0.99
+    with pytest.raises(ShapeError, match=r"\(24, 7\) \(the largest block centred on DC"):
+        espirit(centre_band(k, 45, 69))
+
+
 @pytest.fixture(scope="module")
 def bart_k() -> np.ndarray:
     return cached_bart_phantom(128, 8)

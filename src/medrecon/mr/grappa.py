@@ -8,13 +8,19 @@ sampled readout.
 Every missing column ``j`` is synthesised, for all coils at once, as a linear combination of
 ``kernel[0]`` readout neighbours (axis ``-2``) on ``kernel[1]`` acquired source columns around
 it: the nearest acquired columns, half below and half above ``j`` (more on one side where the
-other runs out, as at the edges of k-space). The relative positions of the source columns form
-the column's *pattern*; with equispaced lines at acceleration ``R`` there are ``R - 1`` patterns
-(one per offset of the missing line from the acquired one), plus a few next to a fully sampled
-centre band and at the edges. One set of weights is calibrated per pattern by regularised least
-squares over every position of that pattern inside the fully sampled ACS (autocalibration
-signal) band, so irregular line spacings (fastMRI's equispaced masks, whose spacing alternates
-between two integers) are handled as well. Acquired columns are returned unchanged, bit for bit.
+other runs out, next to the first and last acquired columns). The relative positions of the
+source columns form the column's *pattern*; with equispaced lines at acceleration ``R`` there
+are ``R - 1`` patterns (one per offset of the missing line from the acquired one), plus a few
+next to a fully sampled centre band and the outermost acquired columns. One set of weights is
+calibrated per pattern by Tikhonov-regularised least squares over every position of that
+pattern inside the fully sampled ACS (autocalibration signal) band, so irregular line spacings
+(fastMRI's equispaced masks, whose spacing alternates between two integers) are handled as
+well. Acquired columns are returned unchanged, bit for bit.
+
+Missing columns outside the sampled range (before the first or after the last acquired column)
+have sources on one side only; a kernel there extrapolates, and its weights are not constrained
+by the ACS fit (errors of many times the norm of those columns). They are left zero
+(zero-filled), the conventional choice; see the notes of :func:`grappa`.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from medrecon._array import check_finite, like, to_numpy
 from medrecon.errors import DtypeError, ShapeError
 
 __all__ = ["acs_from_mask", "grappa"]
+
+# largest condition number of the regularised normal equations solved directly (else: SVD)
+_MAX_COND = 1e8
 
 
 def _line(mask: Any, nx: int | None = None) -> np.ndarray:
@@ -125,7 +134,17 @@ def _pattern(acquired: np.ndarray, j: int, n_src: int) -> tuple[int, ...]:
 def _calibrate(
     acs: np.ndarray, offsets: np.ndarray, kr: int, lam: float, band_width: int
 ) -> np.ndarray:
-    """Weights ``(coils * n_src * kr, coils)`` of one pattern, fitted on the ACS band."""
+    """Weights ``(coils * n_src * kr, coils)`` of one pattern, fitted on the ACS band.
+
+    Tikhonov-regularised least squares ``min |A w - b|^2 + reg |w|^2`` with
+    ``reg = lam * trace(A^H A) / n``. When ``reg`` bounds the condition number of
+    ``A^H A + reg I`` by ``1e8`` the normal equations are solved directly; otherwise (``lam`` 0 or
+    tiny) through the SVD of ``A`` itself, whose condition number is the square root of the
+    normal matrix's: singular values below ``max(A.shape) * eps`` times the largest are dropped,
+    so ``lam = 0`` gives the minimum-norm least-squares solution even for rank-deficient
+    calibration data (coils that are copies or combinations of others) instead of weights
+    blown up by rounding.
+    """
     coils = acs.shape[0]
     lo = max(0, -int(offsets.min()))
     hi = band_width - max(0, int(offsets.max()))
@@ -135,14 +154,20 @@ def _calibrate(
     a = np.moveaxis(src, 0, 2).reshape(win.shape[1] * targets.size, -1)
     b = acs[:, kr // 2 : kr // 2 + win.shape[1], :][:, :, targets]  # (C, yv, t)
     b = np.moveaxis(b, 0, -1).reshape(-1, coils)
+    n = a.shape[1]
     aha = a.conj().T @ a
-    reg = lam * float(np.trace(aha).real) / aha.shape[0]
-    aha[np.diag_indices_from(aha)] += reg
-    rhs = a.conj().T @ b
-    try:
-        return np.linalg.solve(aha, rhs)
-    except np.linalg.LinAlgError:  # singular without regularisation: least squares
-        return np.linalg.lstsq(aha, rhs, rcond=None)[0]
+    trace = float(np.trace(aha).real)
+    if not trace > 0:  # no signal in the band: nothing to learn
+        return np.zeros((n, coils), np.complex128)
+    reg = lam * trace / n
+    if reg * _MAX_COND >= trace:  # cond(A^H A + reg I) <= trace / reg <= _MAX_COND
+        aha[np.diag_indices_from(aha)] += reg
+        return np.linalg.solve(aha, a.conj().T @ b)
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    keep = s > max(a.shape) * np.finfo(np.float64).eps * s[0]
+    filt = s[keep] / (s[keep] ** 2 + reg)
+    out: np.ndarray = vh[keep].conj().T @ (filt[:, None] * (u[:, keep].conj().T @ b))
+    return out
 
 
 def _one_slice(
@@ -165,15 +190,14 @@ def _one_slice(
     groups: dict[tuple[int, ...], list[int]] = {}
     need = 0
     for j in missing:
+        if j < acquired[0] or j > acquired[-1]:
+            # outside the sampled range: a kernel there could only extrapolate from sources on
+            # one side; such weights are not constrained by the ACS fit and have errors of many
+            # times the signal, so these columns stay zero (zero-filled), see grappa()
+            continue
         pattern = _pattern(acquired, int(j), n_src)
-        if min(pattern) < 0 < max(pattern):
-            # a pattern fits where the target and all its sources lie in the band
-            need = max(need, max(pattern) - min(pattern) + 1)
-        else:
-            # one-sided, at an edge of k-space: drop the farthest sources until it fits
-            while len(pattern) > 1 and max(abs(min(pattern)), abs(max(pattern))) + 1 > width:
-                pattern = pattern[1:] if pattern[0] < 0 else pattern[:-1]
-            need = max(need, max(abs(min(pattern)), abs(max(pattern))) + 1)
+        # a pattern fits where the target and all its sources lie in the band
+        need = max(need, max(max(pattern), 0) - min(min(pattern), 0) + 1)
         groups.setdefault(pattern, []).append(int(j))
     if width < need:
         raise ValueError(
@@ -202,7 +226,7 @@ def grappa(
     *,
     acs: int | tuple[int, int] | None = None,
     kernel: Sequence[int] = (5, 4),
-    lam: float = 0.001,
+    lam: float = 1e-4,
 ) -> Any:
     """Fill the missing columns of multi-coil Cartesian k-space by GRAPPA.
 
@@ -223,7 +247,14 @@ def grappa(
         ``(5, 4)``.
     lam : float
         Tikhonov weight (>= 0) relative to the mean eigenvalue of the calibration normal
-        matrix, ``(A^H A + lam * trace(A^H A) / n) w = A^H b``.
+        matrix: ``w`` minimises ``|A w - b|^2 + lam * trace(A^H A) / n * |w|^2``; ``lam = 0``
+        (or tiny) is solved through the SVD of ``A``: minimum-norm least squares, stable for
+        rank-deficient calibration data such as duplicated coils. Default ``1e-4``: over
+        simulated and BART phantoms with noise (R = 2 to 4, 24 to 32 ACS columns, kernel
+        ``(5, 4)``) it had the lowest worst-case error relative to the best ``lam`` of each case
+        (1.47x; ``1e-3``: 2.0x, ``1e-2``: 2.6x). Larger values (``1e-2`` to ``1e-1``) pay off
+        only at low SNR with a high effective acceleration, where GRAPPA barely beats zero
+        filling.
 
     Returns
     -------
@@ -240,6 +271,17 @@ def grappa(
     ValueError
         No ACS band, an ACS band narrower than the kernel's span, too few acquired columns, or
         parameters out of range.
+
+    Notes
+    -----
+    Missing columns before the first or after the last acquired column (outside the sampled
+    range, e.g. the last 1 to 3 columns of an equispaced mask) are left zero: there the kernel
+    would have sources on one side only and extrapolate. Measured at 128 x 128, 8 coils,
+    R = 4 (``equispaced_mask(..., 0.08, 4, match_fraction=False)``, kernel ``(5, 2)``), the
+    extrapolated columns had errors of 1.5 to 9 times their norm on simulated data and up to
+    140 times on BART's phantom, against exactly 1 (their norm) when left zero; neither the
+    interpolation kernel with the missing sources taken as zero (0.7 to 3x) nor a periodic
+    wrap of k-space (0.1 to 4x, good only on DFT-periodic simulations) was reliably better.
 
     Examples
     --------
