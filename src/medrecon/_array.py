@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from medrecon.errors import DtypeError, NonFiniteError, ShapeError
+from medrecon.errors import DeviceError, DtypeError, NonFiniteError, ShapeError
 
 __all__ = [
     "SUPPORTED_DTYPES",
@@ -43,8 +43,6 @@ def to_numpy(x: Any) -> np.ndarray:
     """
     if is_torch(x):
         if x.device.type != "cpu":
-            from medrecon.errors import DeviceError
-
             raise DeviceError(
                 f"expected a CPU tensor for this backend, got a tensor on {x.device}; "
                 "move it with .cpu() or use backend='cuda'"
@@ -52,8 +50,6 @@ def to_numpy(x: Any) -> np.ndarray:
         return np.asarray(x.detach().resolve_conj().numpy())
     cupy = sys.modules.get("cupy")
     if cupy is not None and isinstance(x, cupy.ndarray):
-        from medrecon.errors import DeviceError
-
         raise DeviceError(
             "expected a host array for this backend, got a CuPy array on the GPU; "
             "move it with cupy.asnumpy() or use backend='cuda'"
@@ -89,11 +85,14 @@ def check_dtype(arr: np.ndarray, name: str = "input") -> np.dtype:
     return dt
 
 
-def check_finite(arr: np.ndarray, name: str = "input") -> None:
-    """Raise :class:`NonFiniteError` if ``arr`` holds NaN or infinity."""
-    if not np.all(np.isfinite(arr)):
-        n_nan = int(np.count_nonzero(np.isnan(arr)))
-        n_inf = int(np.count_nonzero(np.isinf(arr)))
+def check_finite(arr: Any, name: str = "input", xp: Any = np) -> None:
+    """Raise :class:`NonFiniteError` if ``arr`` holds NaN or infinity.
+
+    ``xp`` is the array module of ``arr`` (numpy by default; CuPy for device arrays).
+    """
+    if not bool(xp.isfinite(arr).all()):
+        n_nan = int(xp.count_nonzero(xp.isnan(arr)))
+        n_inf = int(xp.count_nonzero(xp.isinf(arr)))
         raise NonFiniteError(
             f"{name}: expected finite values, got {n_nan} NaN and {n_inf} infinite entries"
         )

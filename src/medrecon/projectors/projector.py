@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from medrecon._array import check_dtype, check_finite, is_torch, like, split_batch, to_numpy
-from medrecon.errors import DtypeError, GeometryError, NonFiniteError, NotDifferentiableError
+from medrecon.errors import DtypeError, GeometryError, NotDifferentiableError
 from medrecon.geometry import VolumeGeometry
 from medrecon.linop import LinearOperator
 from medrecon.projectors.base import ProjectorBackend, Weighting
@@ -136,30 +136,23 @@ class Projector(LinearOperator):
         backend: Any = self.backend
         with backend.exchange(x) as (arr, wrap):
             batch = split_batch(tuple(arr.shape), core, name)
-            dt = check_dtype(arr, name)
-            if self.dtype is not None and dt != self.dtype:
-                raise DtypeError(
-                    f"this projector was created for {self.dtype}, got an input of dtype {dt}"
-                )
+            self._check_own_dtype(check_dtype(arr, name))
             if self.check_finite:
-                xp = backend.array_module()
-                if not bool(xp.isfinite(arr).all()):
-                    n_nan = int(xp.count_nonzero(xp.isnan(arr)))
-                    n_inf = int(xp.count_nonzero(xp.isinf(arr)))
-                    raise NonFiniteError(
-                        f"{name}: expected finite values, got {n_nan} NaN and {n_inf} "
-                        "infinite entries"
-                    )
+                check_finite(arr, name, xp=backend.array_module())
             out = fn(arr.reshape((-1, *core)))
             return wrap(out.reshape(batch + tuple(out.shape[1:])))
 
     # ------------------------------------------------------------------ core
+    def _check_own_dtype(self, dt: Any) -> None:
+        """Refuse inputs of another dtype than the one this projector was created for."""
+        if self.dtype is not None and dt != self.dtype:
+            raise DtypeError(
+                f"this projector was created for {self.dtype}, got an input of dtype {dt}"
+            )
+
     def _batched(self, arr: np.ndarray, core: tuple[int, ...], fn: Any) -> np.ndarray:
         batch = arr.shape[: arr.ndim - len(core)]
-        if self.dtype is not None and arr.dtype != self.dtype:
-            raise DtypeError(
-                f"this projector was created for {self.dtype}, got an input of dtype {arr.dtype}"
-            )
+        self._check_own_dtype(arr.dtype)
         flat = np.ascontiguousarray(arr.reshape((-1, *core)))
         out: np.ndarray = fn(flat)
         return out.reshape(batch + out.shape[1:])
