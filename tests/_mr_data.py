@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,8 +84,8 @@ def simulated_kspace(
     return k, image, maps
 
 
-def nrmse(x: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.linalg.norm(x - ref) / np.linalg.norm(ref))
+def nrmse(x: Any, ref: np.ndarray) -> float:
+    return float(np.linalg.norm(np.asarray(x) - ref) / np.linalg.norm(ref))
 
 
 def scaled_nrmse(x: np.ndarray, ref: np.ndarray, where: np.ndarray | None = None) -> float:
@@ -93,6 +94,13 @@ def scaled_nrmse(x: np.ndarray, ref: np.ndarray, where: np.ndarray | None = None
         x, ref = x[..., where], ref[..., where]
     a = float(np.vdot(x, ref).real / np.vdot(x, x).real)
     return nrmse(a * x, ref)
+
+
+def complex_scaled_nrmse(x: Any, ref: np.ndarray) -> float:
+    """NRMSE after the least-squares complex scale of ``x`` onto ``ref``."""
+    a = np.asarray(x).astype(np.complex128).reshape(ref.shape)
+    alpha = np.vdot(a, ref) / np.vdot(a, a)
+    return float(np.linalg.norm(alpha * a - ref) / np.linalg.norm(ref))
 
 
 def ring_coil_maps(n: int, n_coils: int, dtype: type = np.complex128) -> np.ndarray:

@@ -41,6 +41,7 @@ import numpy as np
 import pytest
 import torch
 
+from _mr_data import complex_scaled_nrmse, nrmse
 from medrecon.errors import DtypeError, ShapeError
 from medrecon.mr.cs import CSInfo, GradientOperator, WaveletOperator, cs_tv, cs_wavelet
 from medrecon.mr.fft import ifft2c
@@ -51,18 +52,6 @@ from medrecon.mr.simulate import birdcage_maps, brain_phantom, simulate_kspace
 
 N = 64
 N_COILS = 8
-
-
-def nrmse(x: Any, ref: np.ndarray) -> float:
-    x = np.asarray(x)
-    return float(np.linalg.norm(x - ref) / np.linalg.norm(ref))
-
-
-def nrmse_scaled(x: Any, ref: np.ndarray) -> float:
-    """NRMSE after the least-squares complex scale of ``x`` onto ``ref``."""
-    a = np.asarray(x).astype(np.complex128).reshape(ref.shape)
-    alpha = np.vdot(a, ref) / np.vdot(a, a)
-    return float(np.linalg.norm(alpha * a - ref) / np.linalg.norm(ref))
 
 
 def rand_complex(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -250,7 +239,7 @@ def _bart(cwd: Path, *args: str) -> None:
 
 def best_over(lams: list[float], recon: Callable[[float], Any], ref: np.ndarray) -> Any:
     """The smallest scaled NRMSE over ``lams`` and the lambda that gave it."""
-    results = [(nrmse_scaled(recon(lam), ref), lam) for lam in lams]
+    results = [(complex_scaled_nrmse(recon(lam), ref), lam) for lam in lams]
     return min(results)
 
 
@@ -291,8 +280,8 @@ def ours_on_bart(bart_data: dict[str, Any]) -> dict[str, Any]:
     return {
         "wavelet": best_over([3e-4, 1e-3], wav, ref),
         "tv": best_over([2e-3, 5e-3], tv, ref),
-        "zero_filled": nrmse_scaled(SenseOperator(maps, mask).T(k), ref),
-        "cg_sense": nrmse_scaled(sense_recon(k, maps, mask, n_iter=30), ref),
+        "zero_filled": complex_scaled_nrmse(SenseOperator(maps, mask).T(k), ref),
+        "cg_sense": complex_scaled_nrmse(sense_recon(k, maps, mask, n_iter=30), ref),
     }
 
 
@@ -330,7 +319,7 @@ def test_vs_sigpy(bart_data: dict[str, Any], ours_on_bart: dict[str, Any]) -> No
     except Exception as exc:  # pragma: no cover - depends on the environment
         pytest.skip(f"sigpy does not run here: {exc}")
     e_wav, e_tv = ours_on_bart["wavelet"][0], ours_on_bart["tv"][0]
-    e_sp_wav, e_sp_tv = nrmse_scaled(sp_wav, ref), nrmse_scaled(sp_tv, ref)
+    e_sp_wav, e_sp_tv = complex_scaled_nrmse(sp_wav, ref), complex_scaled_nrmse(sp_tv, ref)
     print(
         f"SigPy NRMSE: wavelet ours {e_wav:.4f} vs {e_sp_wav:.4f}, TV {e_tv:.4f} vs {e_sp_tv:.4f}"
     )

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from _mr_data import scaled_nrmse
+from _mr_data import complex_scaled_nrmse, scaled_nrmse
 from medrecon.mr import (
     SenseOperator,
     cs_tv,
@@ -77,13 +77,6 @@ BART = shutil.which("bart")
 N = 128
 COILS = 8
 NOISE = 0.05
-
-
-def nrmse_scaled(x: Any, ref: np.ndarray) -> float:
-    """NRMSE after the least-squares complex scale of ``x`` onto ``ref``."""
-    a = np.asarray(x).astype(np.complex128).reshape(ref.shape)
-    alpha = np.vdot(a, ref) / np.vdot(a, a)
-    return float(np.linalg.norm(alpha * a - ref) / np.linalg.norm(ref))
 
 
 def best_over(lams: list[float], recon: Callable[[float], Any], err: Callable[[Any], float]) -> Any:
@@ -136,7 +129,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "obj": rss_ref > 0.1 * rss_ref.max(),
         "ref": ref,
         "scale": scale,
-        "zero_filled": nrmse_scaled(SenseOperator(maps_bart, mask).T(kus), ref),
+        "zero_filled": complex_scaled_nrmse(SenseOperator(maps_bart, mask).T(kus), ref),
     }
 
 
@@ -150,7 +143,7 @@ def _mag_err(data: dict[str, Any]) -> Callable[[Any], float]:
 
 
 def _cplx_err(data: dict[str, Any]) -> Callable[[Any], float]:
-    return lambda x: nrmse_scaled(x, data["ref"])
+    return lambda x: complex_scaled_nrmse(x, data["ref"])
 
 
 @pytest.fixture(scope="module")
