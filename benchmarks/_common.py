@@ -306,6 +306,20 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(lines)
 
 
+def report_head(title: str, quick: bool, small: str) -> list[str]:
+    """First lines of a report: ``title`` (marked on a ``--quick`` run) and, on a quick run,
+    a banner saying that ``small`` (e.g. "small sizes and few iterations") makes its numbers
+    a smoke test only."""
+    lines = [title + (" (quick smoke run)" if quick else ""), ""]
+    if quick:
+        lines += [
+            f"**Quick smoke run (`--quick`): {small}; these numbers only show that the "
+            "benchmark works. The full run replaces them.**",
+            "",
+        ]
+    return lines
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,7 @@ from _common import (
     machine_info,
     markdown_table,
     other_cpu_load,
+    report_head,
     write_atomic,
 )
 from medrecon import FanBeam2D, Projector, VolumeGeometry
@@ -283,13 +284,7 @@ def report(
     n_det: int,
 ) -> str:
     n = len(results)
-    lines = ["# Metal artifact reduction on CPU" + (" (quick smoke run)" if quick else ""), ""]
-    if quick:
-        lines += [
-            "**Quick smoke run (`--quick`): small sizes and two slices; these numbers only show "
-            "that the benchmark works. The full run replaces them.**",
-            "",
-        ]
+    lines = report_head("# Metal artifact reduction on CPU", quick, "small sizes and two slices")
     lines += [
         "Written by `benchmarks/mar.py" + (" --quick" if quick else "") + "`. All numbers in "
         "this file are ours, measured in this run, except the section 'Published numbers', "

@@ -93,6 +93,7 @@ from _common import (
     machine_info,
     markdown_table,
     other_cpu_load,
+    report_head,
     time_call,
     write_atomic,
 )
@@ -676,13 +677,7 @@ def report(
     skipped: list[str],
 ) -> str:
     title = "# MR reconstruction on CPU: medrecon vs BART vs SigPy"
-    lines = [title + (" (quick smoke run)" if quick else ""), ""]
-    if quick:
-        lines += [
-            "**Quick smoke run (`--quick`): small sizes, few iterations; these numbers only "
-            "show that the benchmark works. The full run replaces them.**",
-            "",
-        ]
+    lines = report_head(title, quick, "small sizes, few iterations")
     lines += [
         "Written by `benchmarks/mr_recon.py" + (" --quick" if quick else "") + "`. All numbers "
         "are measured in this run on this machine; the method (data, commands, lambda units, "

@@ -63,6 +63,7 @@ from _common import (
     one_thread,
     other_cpu_load,
     rel_l2,
+    report_head,
     time_interleaved,
     write_atomic,
 )
@@ -796,13 +797,7 @@ def report(
     elapsed, estimated, covered = timing
     n = len(results)
     title = "# CT reconstruction on CPU: FBP, SIRT, TV (LoDoPaB-CT-like) and medrecon vs ASTRA"
-    lines = [title + (" (quick smoke run)" if quick else ""), ""]
-    if quick:
-        lines += [
-            "**Quick smoke run (`--quick`): small sizes and few iterations; these numbers only "
-            "show that the benchmark works. The full run replaces them.**",
-            "",
-        ]
+    lines = report_head(title, quick, "small sizes and few iterations")
     lines += [
         "Written by `benchmarks/recon_cpu.py" + (" --quick" if quick else "") + "`; float32 "
         "data and images; times are wall-clock seconds.",
