@@ -252,9 +252,9 @@ def grappa(
         rank-deficient calibration data such as duplicated coils. Default ``1e-4``: over
         simulated and BART phantoms with noise (R = 2 to 4, 24 to 32 ACS columns, kernel
         ``(5, 4)``) it had the lowest worst-case error relative to the best ``lam`` of each case
-        (1.47x; ``1e-3``: 2.0x, ``1e-2``: 2.6x). Larger values (``1e-2`` to ``1e-1``) pay off
-        only at low SNR with a high effective acceleration, where GRAPPA barely beats zero
-        filling.
+        (1.47x; ``1e-3``: 2.0x, ``3e-3``: 2.6x, ``1e-2``: 3.2x). Larger values (``1e-2`` to
+        ``1e-1``) pay off only at low SNR with a high effective acceleration, where GRAPPA
+        barely beats zero filling.
 
     Returns
     -------

@@ -409,20 +409,9 @@ class SolverInfo:
 class Monitor(_Monitor):
     """History, progress bar, callback and stopping rule of one CT solver run.
 
-    :class:`medrecon._monitor.Monitor` with a :class:`SolverInfo` record.
-
-    Parameters
-    ----------
-    algorithm : str
-        Name stored in :attr:`SolverInfo.algorithm` and shown by the bar.
-    n_iter : int
-        Maximum number of iterations (the bar's length).
-    tol : float or None
-        Stop when the measure passed to :meth:`step` falls below ``tol``.
-    callback : callable or None
-        ``callback(k, x)``, called after every iteration; a truthy return stops.
-    progress : bool
-        Show a tqdm progress bar (stderr).
+    :class:`medrecon._monitor.Monitor` with a :class:`SolverInfo` record named
+    ``algorithm`` (also shown by the bar); ``n_iter``, ``tol``, ``callback`` and
+    ``progress`` as there.
     """
 
     def __init__(
